@@ -1,0 +1,27 @@
+"""toymodel: the small package behind the executable book on QK and OV circuits.
+
+Row-vector convention throughout (``x @ W``); shapes are given in every docstring.
+
+Modules, one idea each:
+
+* :mod:`toymodel.circuits` -- QK and OV circuits, attention scores and patterns, end-to-end circuits
+  and their statistics (copying score, OV top-1 accuracy).
+* :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object.
+* :mod:`toymodel.model` -- a one-layer attention-only transformer with TransformerLens names.
+* :mod:`toymodel.tasks` -- sequence tasks generated from a seed (max of a list, copy the first token).
+* :mod:`toymodel.train` -- the seeded training loop and its command line.
+* :mod:`toymodel.plotting` -- heatmaps and figures in one style.
+"""
+
+from .book import glue
+
+__version__ = "0.1.0"
+
+__all__ = ["glue", "load_pretrained", "__version__"]
+
+
+def load_pretrained(task: str = "max", device=None):
+    """Load the checkpoint shipped with the package for ``task`` (see :mod:`toymodel.checkpoint`)."""
+    from .checkpoint import load_pretrained as _load
+
+    return _load(task, device=device)

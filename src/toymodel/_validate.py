@@ -1,0 +1,136 @@
+"""Input checks shared by every public function.
+
+Every function in :mod:`toymodel` accepts numpy arrays and torch tensors alike and returns the
+same kind it was given. The checks here turn bad input into a ``TypeError`` or ``ValueError``
+whose message names the argument, the expected shape (with its named dimensions) and what
+was actually passed, instead of a bare numpy or torch traceback deep inside a matmul.
+
+Shapes are written as space-separated dimension names, for example ``"d_model d_head"``.
+A name ending in ``?`` is an optional leading dimension (``"n_heads? d_model d_head"`` accepts
+one head ``[d_model, d_head]`` or all heads ``[n_heads, d_model, d_head]``). A :class:`Shapes`
+object remembers the size each name got, so two arguments that must agree (``W_Q`` and ``W_K``
+share ``d_model`` and ``d_head``) are checked against each other.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+Array = "np.ndarray | torch.Tensor"
+
+
+def is_torch(x) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _describe(x) -> str:
+    if is_torch(x):
+        return f"torch tensor of shape {list(x.shape)} and dtype {x.dtype}"
+    if isinstance(x, np.ndarray):
+        return f"numpy array of shape {list(x.shape)} and dtype {x.dtype}"
+    return f"{type(x).__name__}"
+
+
+def to_array(x, name: str):
+    """Return ``x`` as a float numpy array or a float torch tensor, checking it is numeric.
+
+    Lists and tuples of numbers become numpy arrays. Integer and boolean inputs become floats
+    (float64 for numpy, the default torch float dtype for torch). Strings, objects, complex
+    numbers and ``None`` raise ``TypeError``; NaN or infinite entries raise ``ValueError``.
+    """
+    if is_torch(x):
+        if x.is_complex():
+            raise TypeError(f"{name} must be a real-valued tensor, got {_describe(x)}")
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
+        return x
+    if isinstance(x, (list, tuple)) or isinstance(x, numbers.Number):
+        try:
+            x = np.asarray(x)
+        except ValueError as err:  # ragged nested lists
+            raise ValueError(f"{name} must be a rectangular array of numbers: {err}") from None
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {_describe(x)}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (float, int or bool), got dtype {x.dtype}"
+        )
+    x = x.astype(np.float64) if x.dtype.kind != "f" else x
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
+    return x
+
+
+class Shapes:
+    """Check arguments against named shapes, remembering what each dimension name is bound to.
+
+    >>> s = Shapes()
+    >>> W_Q = s(np.zeros((4, 2)), "W_Q", "d_model d_head")
+    >>> W_K = s(np.zeros((4, 3)), "W_K", "d_model d_head")
+    Traceback (most recent call last):
+    ...
+    ValueError: W_K must have shape [d_model, d_head] = [4, 2], got shape [4, 3] (d_head is 2 from W_Q)
+    """
+
+    def __init__(self, **known: int):
+        self.sizes: dict[str, int] = dict(known)
+        self.source: dict[str, str] = {k: "the model" for k in known}
+        self.kind: str | None = None
+        self.first: str | None = None
+
+    def __call__(self, x, name: str, dims: str):
+        x = to_array(x, name)
+        kind = "torch" if is_torch(x) else "numpy"
+        if self.kind is None:
+            self.kind, self.first = kind, name
+        elif kind != self.kind:
+            raise TypeError(
+                f"{name} is a {kind} {'tensor' if kind == 'torch' else 'array'} but "
+                f"{self.first} is {self.kind}: pass all inputs as numpy arrays or all as torch tensors"
+            )
+        names = dims.split()
+        optional = [n for n in names if n.endswith("?")]
+        required = [n for n in names if not n.endswith("?")]
+        if x.ndim == len(required):
+            used = required
+        elif optional and x.ndim == len(required) + len(optional):
+            used = [n.rstrip("?") for n in names]
+        else:
+            raise ValueError(
+                f"{name} must have shape {self._expected(names)}, got a rank-{x.ndim} input of "
+                f"shape {list(x.shape)}"
+            )
+        for dim, size in zip(used, x.shape):
+            if dim.isdigit():
+                if size != int(dim):
+                    raise ValueError(
+                        f"{name} must have shape {self._expected(used)}, got shape {list(x.shape)}"
+                    )
+                continue
+            if size == 0:
+                raise ValueError(f"{name} has an empty dimension {dim}: got shape {list(x.shape)}")
+            if dim in self.sizes and self.sizes[dim] != size:
+                raise ValueError(
+                    f"{name} must have shape {self._expected(used)} = "
+                    f"{[self.sizes.get(d, '?') for d in used]}, got shape {list(x.shape)} "
+                    f"({dim} is {self.sizes[dim]} from {self.source[dim]})"
+                )
+            self.sizes.setdefault(dim, size)
+            self.source.setdefault(dim, name)
+        return x
+
+    def _expected(self, names) -> str:
+        return "[" + ", ".join(n.rstrip("?") for n in names) + "]" + (
+            " (leading dimension optional)" if any(n.endswith("?") for n in names) else ""
+        )
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
