@@ -8,7 +8,7 @@ Modules, one idea each:
   and their statistics (copying score, OV top-1 accuracy).
 * :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object.
 * :mod:`toymodel.model` -- a one-layer attention-only transformer with TransformerLens names.
-* :mod:`toymodel.tasks` -- sequence tasks generated from a seed (max of a list, copy the first token).
+* :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token).
 * :mod:`toymodel.train` -- the seeded training loop and its command line.
 * :mod:`toymodel.plotting` -- heatmaps and figures in one style.
 """
@@ -21,7 +21,7 @@ __all__ = ["glue", "load_pretrained", "__version__"]
 
 
 def load_pretrained(task: str = "max", device=None):
-    """Load the checkpoint shipped with the package for ``task`` (see :mod:`toymodel.checkpoint`)."""
+    """Load the checkpoint shipped for ``task`` (see :mod:`toymodel.checkpoint`)."""
     from .checkpoint import load_pretrained as _load
 
     return _load(task, device=device)

@@ -74,7 +74,7 @@ class Shapes:
     >>> W_K = s(np.zeros((4, 3)), "W_K", "d_model d_head")
     Traceback (most recent call last):
     ...
-    ValueError: W_K must have shape [d_model, d_head] = [4, 2], got shape [4, 3] (d_head is 2 from W_Q)
+    ValueError: W_K must have shape [d_model, d_head] = [4, 2], got shape [4, 3] (d_head is 2 ...
     """
 
     def __init__(self, **known: int):
@@ -91,7 +91,8 @@ class Shapes:
         elif kind != self.kind:
             raise TypeError(
                 f"{name} is a {kind} {'tensor' if kind == 'torch' else 'array'} but "
-                f"{self.first} is {self.kind}: pass all inputs as numpy arrays or all as torch tensors"
+                f"{self.first} is {self.kind}: pass all inputs as numpy arrays or all as "
+                "torch tensors"
             )
         names = dims.split()
         optional = [n for n in names if n.endswith("?")]
@@ -105,7 +106,7 @@ class Shapes:
                 f"{name} must have shape {self._expected(names)}, got a rank-{x.ndim} input of "
                 f"shape {list(x.shape)}"
             )
-        for dim, size in zip(used, x.shape):
+        for dim, size in zip(used, x.shape, strict=True):
             if dim.isdigit():
                 if size != int(dim):
                     raise ValueError(

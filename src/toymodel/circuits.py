@@ -148,10 +148,12 @@ def attention_pattern(scores, d_head, causal: bool = False):
     if causal:
         if n_dest != n_src:
             raise ValueError(
-                f"a causal pattern needs square scores [n_pos, n_pos], got shape {list(scores.shape)}"
+                "a causal pattern needs square scores [n_pos, n_pos], got shape "
+                f"{list(scores.shape)}"
             )
         if is_torch(scaled):
-            future = torch.triu(torch.ones(n_dest, n_src, dtype=torch.bool, device=scaled.device), 1)
+            ones = torch.ones(n_dest, n_src, dtype=torch.bool, device=scaled.device)
+            future = torch.triu(ones, 1)
             scaled = scaled.masked_fill(future, float("-inf"))
         else:
             future = np.triu(np.ones((n_dest, n_src), dtype=bool), 1)
@@ -347,7 +349,9 @@ def ov_top1_accuracy(W_E, W_V, W_O, W_U, tokens=None, combine_heads: bool = Fals
     if tokens is not None:
         idx = np.asarray(tokens)
         if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.size == 0:
-            raise ValueError(f"tokens must be a non-empty 1-d sequence of token ids, got {tokens!r}")
+            raise ValueError(
+                f"tokens must be a non-empty 1-d sequence of token ids, got {tokens!r}"
+            )
         if idx.min() < 0 or idx.max() >= d_vocab:
             raise ValueError(f"tokens must lie in [0, {d_vocab - 1}] (d_vocab = {d_vocab})")
         sel = torch.as_tensor(idx, device=full.device) if is_torch(full) else idx

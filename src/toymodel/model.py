@@ -149,18 +149,29 @@ class AttentionOnlyTransformer(nn.Module):
         tokens = self.check_tokens(tokens)
         return self.W_E[tokens] + self.W_pos[: tokens.shape[1]]
 
-    def _mask(self, scores: torch.Tensor) -> torch.Tensor:
-        """Causal softmax of raw scores ``[..., dest, src]`` scaled by ``1/sqrt(d_head)``."""
+    def _softmax(self, scores: torch.Tensor, score_hook=None) -> torch.Tensor:
+        """Causal softmax of raw scores ``[batch, head, dest, src]`` scaled by ``1/sqrt(d_head)``.
+
+        ``score_hook``, if given, maps the raw scores to new scores of the same shape first (an
+        experiment may set some to ``-inf`` to forbid those sources).
+        """
+        if score_hook is not None:
+            new = score_hook(scores)
+            if not isinstance(new, torch.Tensor) or new.shape != scores.shape:
+                raise ValueError(f"score_hook must return a tensor of shape {list(scores.shape)}")
+            scores = new
         n = scores.shape[-1]
         future = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
         scores = scores.masked_fill(future, float("-inf")) / math.sqrt(self.cfg.d_head)
         return torch.softmax(scores, dim=-1)
 
-    def run_with_pattern(self, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_with_pattern(self, tokens, score_hook=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward pass that also returns the attention pattern.
 
         Args:
             tokens: integer ids ``[batch, pos]`` with ``pos <= n_ctx``.
+            score_hook: optional function of the raw scores ``[batch, head, dest, src]`` that
+                returns edited scores (see :meth:`_softmax`); None for the plain model.
 
         Returns:
             ``(logits [batch, pos, d_vocab], pattern [batch, head, dest, src])``.
@@ -169,14 +180,14 @@ class AttentionOnlyTransformer(nn.Module):
         q = torch.einsum("bpd,hde->bhpe", x, self.W_Q)  # [batch, head, pos, d_head]
         k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
         v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
-        pattern = self._mask(q @ k.transpose(-1, -2))  # [batch, head, dest, src]
+        pattern = self._softmax(q @ k.transpose(-1, -2), score_hook)  # [batch, head, dest, src]
         z = pattern @ v  # [batch, head, pos, d_head]
         resid = x + torch.einsum("bhpe,hed->bpd", z, self.W_O)
         return resid @ self.W_U, pattern
 
-    def forward(self, tokens) -> torch.Tensor:
+    def forward(self, tokens, score_hook=None) -> torch.Tensor:
         """Logits ``[batch, pos, d_vocab]`` for integer tokens ``[batch, pos]``."""
-        return self.run_with_pattern(tokens)[0]
+        return self.run_with_pattern(tokens, score_hook)[0]
 
     # ---------------------------------------------------------------------------------------
     # the closed form, built from the circuits W_QK = W_Q W_K^T and W_OV = W_V W_O
@@ -192,7 +203,7 @@ class AttentionOnlyTransformer(nn.Module):
         """``W_V @ W_O`` ``[head, d_model, d_model]``."""
         return self.W_V @ self.W_O
 
-    def decompose(self, tokens) -> Decomposition:
+    def decompose(self, tokens, score_hook=None) -> Decomposition:
         """The forward pass rewritten as a sum of paths (see :class:`Decomposition`).
 
         The pattern comes from ``x W_QK x^T`` and each head's output from ``pattern (x W_OV)``;
@@ -200,7 +211,8 @@ class AttentionOnlyTransformer(nn.Module):
         """
         x = self.embed(tokens)  # [batch, pos, d_model]
         xh = x.unsqueeze(1)  # [batch, 1, pos, d_model]
-        pattern = self._mask(xh @ self.W_QK @ xh.transpose(-1, -2))  # [batch, head, dest, src]
+        scores = xh @ self.W_QK @ xh.transpose(-1, -2)  # [batch, head, dest, src]
+        pattern = self._softmax(scores, score_hook)  # [batch, head, dest, src]
         heads = pattern @ (xh @ self.W_OV)  # [batch, head, pos, d_model]
         return Decomposition(
             embed=x,

@@ -1,0 +1,19 @@
+"""Execute notebooks in place with nbclient (cwd = the notebook's folder), as the book build does.
+
+Usage: python docs-dev/execute.py notebooks/01_worked_example.ipynb [...]
+"""
+
+import pathlib
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+for path in map(pathlib.Path, sys.argv[1:]):
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:  # execution metadata holds timestamps; drop it so diffs stay clean
+        cell.get("metadata", {}).pop("execution", None)
+    nbformat.write(nb, path)
+    print("executed", path)
