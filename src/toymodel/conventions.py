@@ -22,8 +22,8 @@ can compare them with :mod:`toymodel.circuits`:
   :func:`toymodel.circuits.full_ov_circuit`: there, entry ``(i, j)`` is how much attending to
   token ``j`` raises the logit of token ``i``.
 
-Every function accepts one head or all heads (a leading ``n_heads`` dimension); numpy in, numpy
-out; torch in, torch out.
+The circuit functions accept one head or all heads (a leading ``n_heads`` dimension);
+numpy in, numpy out; torch in, torch out.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def column_attention_scores(X_col, W_Q_col, W_K_col):
 
 
 def column_full_qk_circuit(W_E_col, W_Q_col, W_K_col):
-    """The paper's end-to-end QK circuit ``W_E^T W_QK W_E``.
+    """Full QK circuit as the paper writes it, ``W_E^T W_QK W_E`` (column weights).
 
     Args:
         W_E_col: embedding ``[d_model, d_vocab]`` (one column per token).
@@ -173,7 +173,7 @@ def column_full_qk_circuit(W_E_col, W_Q_col, W_K_col):
 
 
 def column_full_ov_circuit(W_E_col, W_V_col, W_O_col, W_U_col):
-    """The paper's end-to-end OV circuit ``W_U W_OV W_E``.
+    """Full OV circuit as the paper writes it, ``W_U W_OV W_E`` (column weights).
 
     Args:
         W_E_col: embedding ``[d_model, d_vocab]``.

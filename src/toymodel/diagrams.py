@@ -20,12 +20,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg") if __name__ == "__main__" else None  # headless when run as a script
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
 __all__ = ["PALETTE", "qk_path", "ov_path", "residual_stream", "one_layer_model", "main"]
 
@@ -263,7 +259,9 @@ def residual_stream():
     ybot, ytop = 0.55, 6.2
     ax.add_patch(
         FancyArrowPatch(
-            (xs, ybot), (xs, ytop), arrowstyle="simple,head_width=1.6,head_length=0.9,tail_width=0.7",
+            (xs, ybot),
+            (xs, ytop),
+            arrowstyle="simple,head_width=1.6,head_length=0.9,tail_width=0.7",
             mutation_scale=12, facecolor=_lighten(C_STREAM, 0.45), edgecolor=C_STREAM, lw=1.2,
             zorder=0,
         )

@@ -58,7 +58,9 @@ class ModelConfig:
         fields = set(cls.__dataclass_fields__)
         unknown = set(d) - fields
         if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}; expected {sorted(fields)}")
+            raise ValueError(
+                f"unknown model config keys {sorted(unknown)}; expected {sorted(fields)}"
+            )
         try:
             return cls(**d)
         except TypeError as err:  # a required key is missing
@@ -72,7 +74,8 @@ class Decomposition:
     Attributes:
         embed: ``W_E[tokens] + W_pos[:pos]`` ``[batch, pos, d_model]``.
         pattern: attention pattern ``[batch, head, dest, src]``.
-        heads: what each head writes, ``pattern^h @ (embed @ W_OV^h)`` ``[batch, head, pos, d_model]``.
+        heads: what each head writes, ``pattern^h @ (embed @ W_OV^h)``
+            ``[batch, head, pos, d_model]``.
         direct_logits: the direct path ``embed @ W_U`` ``[batch, pos, d_vocab]``.
         head_logits: each head's path ``heads @ W_U`` ``[batch, head, pos, d_vocab]``.
     """
@@ -123,9 +126,13 @@ class AttentionOnlyTransformer(nn.Module):
     def check_tokens(self, tokens) -> torch.Tensor:
         """Validate token ids ``[batch, pos]`` and move them to the parameters' device."""
         if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"tokens must be a torch tensor of integer ids, got {type(tokens).__name__}")
+            raise TypeError(
+                f"tokens must be a torch tensor of integer ids, got {type(tokens).__name__}"
+            )
         if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-            raise TypeError(f"tokens must have an integer dtype (e.g. torch.long), got {tokens.dtype}")
+            raise TypeError(
+                f"tokens must have an integer dtype (e.g. torch.long), got {tokens.dtype}"
+            )
         if tokens.ndim != 2:
             raise ValueError(
                 f"tokens must have shape [batch, pos], got a rank-{tokens.ndim} tensor of shape "
@@ -147,7 +154,7 @@ class AttentionOnlyTransformer(nn.Module):
     def embed(self, tokens) -> torch.Tensor:
         """``W_E[tokens] + W_pos[:pos]`` ``[batch, pos, d_model]`` for tokens ``[batch, pos]``."""
         tokens = self.check_tokens(tokens)
-        return self.W_E[tokens] + self.W_pos[: tokens.shape[1]]
+        return nn.functional.embedding(tokens, self.W_E) + self.W_pos[: tokens.shape[1]]
 
     def _softmax(self, scores: torch.Tensor, score_hook=None) -> torch.Tensor:
         """Causal softmax of raw scores ``[batch, head, dest, src]`` scaled by ``1/sqrt(d_head)``.

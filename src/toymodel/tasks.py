@@ -6,11 +6,12 @@ query token (id ``n_numbers``). The model must predict the answer at the query (
 * ``"max"``: the answer is the largest number of the list.
 * ``"first"``: the answer is the first number of the list (a job for position, not value).
 
-So ``d_vocab = n_numbers + 1`` and ``n_ctx = list_len + 1``. Each list draws its numbers from
-``[0, c]`` with a ceiling ``c`` itself drawn uniformly from ``[0, n_numbers)``: every number is
-then the answer of many lists, including the small ones (with uniform lists of 8 numbers from 48 a
-maximum below 24 would turn up once in 256 lists, and the model would barely learn to rank small
-numbers).
+So ``d_vocab = n_numbers + 1`` and ``n_ctx = list_len + 1``. Lists are drawn so that their
+maximum is uniform on ``[0, n_numbers)``: pick the maximum ``m``, fill the list with numbers drawn
+uniformly from ``[0, m]``, and put ``m`` itself at a random position. Every number is then the
+answer of as many lists as any other, the small ones included (with uniform lists of 6 numbers
+from 48 a maximum below 24 turns up in about one list in 64, and a model would barely learn to
+rank small numbers).
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ class Task:
         """
         batch_size = check_positive_int(batch_size, "batch_size")
         g = as_generator(generator)
-        ceiling = torch.randint(0, self.n_numbers, (batch_size, 1), generator=g)
+        top = torch.randint(0, self.n_numbers, (batch_size, 1), generator=g)
         u = torch.rand(batch_size, self.list_len, generator=g)
-        numbers = (u * (ceiling + 1)).long().clamp(max=ceiling)  # uniform on [0, ceiling]
+        numbers = (u * (top + 1)).long().clamp(max=top)  # uniform on [0, top]
+        where = torch.randint(0, self.list_len, (batch_size, 1), generator=g)
+        numbers = numbers.scatter(1, where, top)  # top is the maximum, at a random position
         query = torch.full((batch_size, 1), self.query_token, dtype=torch.long)
         return torch.cat([numbers, query], dim=1), self.rule(numbers)
 

@@ -101,7 +101,7 @@ def train(task: Task | str = "max", cfg: TrainConfig | None = None, device="cpu"
 
 @torch.no_grad()
 def predict(model: AttentionOnlyTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """The model's answer (argmax at the last position) for tokens ``[batch, pos]`` -> ``[batch]``."""
+    """Predicted answers ``[batch]`` (CPU): the argmax at the last position of ``tokens``."""
     return model(tokens)[:, -1].argmax(-1).cpu()
 
 
