@@ -20,7 +20,6 @@ import torch
 from . import circuits
 from .model import AttentionOnlyTransformer
 from .tasks import Task
-from .train import predict
 
 __all__ = [
     "permute_outputs",
@@ -28,9 +27,11 @@ __all__ = [
     "block_query_self",
     "random_permutation",
     "query_qk_row",
+    "query_position_row",
     "CircuitStats",
     "circuit_stats",
     "direct_path_accuracy",
+    "agreement",
 ]
 
 
@@ -101,6 +102,18 @@ def query_qk_row(model: AttentionOnlyTransformer, task: Task) -> torch.Tensor:
     return terms["tok_tok"][:, task.query_token] + terms["pos_tok"][:, task.n_ctx - 1]
 
 
+def query_position_row(model: AttentionOnlyTransformer, task: Task) -> torch.Tensor:
+    """The part of the query's score that depends on the key's position, ``[head, list_len]``.
+
+    ``tok_pos[query] + pos_pos[-1]`` over the positions of the list (on the CPU).
+    """
+    _check_model(model)
+    p = {k: getattr(model, k).detach().cpu() for k in ("W_E", "W_pos", "W_Q", "W_K")}
+    terms = circuits.qk_circuit_terms(p["W_E"], p["W_pos"], p["W_Q"], p["W_K"])
+    row = terms["tok_pos"][:, task.query_token] + terms["pos_pos"][:, task.n_ctx - 1]
+    return row[:, : task.list_len]
+
+
 @dataclass(frozen=True)
 class CircuitStats:
     """The checked numbers of the one-layer lesson (heads summed where there are several)."""
@@ -141,6 +154,3 @@ def agreement(model, tokens, answers, score_hook=None) -> float:
     with torch.no_grad():
         pred = model(tokens, score_hook)[:, -1].argmax(-1).cpu()
     return float((pred == answers).double().mean())
-
-
-__all__ += ["agreement", "predict"]

@@ -1,5 +1,8 @@
 """Figures for the one-layer model lesson (matplotlib only; every function returns its Axes).
 
+Matrices are drawn with :func:`toymodel.plotting.heatmap`; this module adds the line plots and the
+small multiples the lesson needs.
+
 Inputs may be numpy arrays or torch tensors (on any device); they are drawn from CPU copies.
 """
 
@@ -9,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["matrix", "attention_patterns", "qk_row", "eigenvalues"]
+__all__ = ["attention_patterns", "qk_row", "qk_parts", "eigenvalues"]
 
 
 def _np(x) -> np.ndarray:
@@ -22,22 +25,6 @@ def _np(x) -> np.ndarray:
 def _ax(ax, figsize):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
-
-
-def matrix(m, title=None, xlabel=None, ylabel=None, ax=None, center=True, tick_every=8):
-    """Heatmap of a 2-d matrix ``[rows, cols]``; row 0 at the top, a colour bar at the side."""
-    m = _np(m)
-    if m.ndim != 2:
-        raise ValueError(f"matrix needs a 2-d input [rows, cols], got shape {list(m.shape)}")
-    ax = _ax(ax, (4.6, 4))
-    lim = float(np.abs(m).max()) or 1.0
-    kw = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim} if center else {"cmap": "viridis"}
-    im = ax.imshow(m, aspect="auto", interpolation="nearest", **kw)
-    ax.figure.colorbar(im, ax=ax, shrink=0.85)
-    for axis, n in ((ax.xaxis, m.shape[1]), (ax.yaxis, m.shape[0])):
-        axis.set_ticks(range(0, n, tick_every))
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return ax
 
 
@@ -74,6 +61,24 @@ def qk_row(row, title=None, ax=None):
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set(title=title, xlabel="key token (a number)", ylabel="raw score from the query")
     return ax
+
+
+def qk_parts(value_row, position_row, axes=None):
+    """Two panels on one score scale: the query's score by key value ``[n_numbers]`` and by key
+    position ``[list_len]`` (each centred on its mean, so only differences show)."""
+    value_row, position_row = _np(value_row), _np(position_row)
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True, layout="constrained")
+    for ax, row, xlabel in (
+        (axes[0], value_row, "key token (its value)"),
+        (axes[1], position_row, "key position"),
+    ):
+        ax.plot(np.arange(len(row)), row - row.mean(), marker="o", markersize=3)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set(xlabel=xlabel)
+    axes[0].set(ylabel="score minus its mean", title="token part")
+    axes[1].set(title="positional part")
+    return axes
 
 
 def eigenvalues(eig, title=None, ax=None):
