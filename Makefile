@@ -18,7 +18,7 @@ book: $(STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(STAMP) lint unit strict-book
+test: $(STAMP) lint strict-book unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
