@@ -218,6 +218,38 @@ def test_no_hand_typed_numbers_in_prose(page):
     )
 
 
+MATH_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
+
+
+def decimals_in_math(text: str) -> list[tuple[int, str]]:
+    """``(line, match)`` for decimals inside math: a computed value typed into a formula.
+
+    Definitions in math use integers and symbols (``x_A = (1, 0, 1, -1)``, ``1/\\sqrt{d}``); a
+    decimal there is almost always a result that should be glued into the prose next to it.
+    """
+    text = strip_fences(strip_front_matter(text))
+    text = INLINE_CODE.sub(lambda m: _blank(m.group(0)), text)
+    found = []
+    for pattern in (DISPLAY_MATH, ENV_MATH, INLINE_MATH):
+        for m in pattern.finditer(text):
+            for d in MATH_DECIMAL.finditer(m.group(0)):
+                found.append((text.count("\n", 0, m.start() + d.start()) + 1, d.group(0)))
+            text = text[: m.start()] + _blank(m.group(0)) + text[m.end():]
+    return sorted(set(found))
+
+
+def test_math_scanner():
+    text = "# T\n\nWeights $0.08$ and\n$$\n\\alpha = 0.9241\n$$\nbut $x = (1, 0, 1, -1)$ and `0.5`.\n"
+    assert decimals_in_math(text) == [(3, "0.08"), (5, "0.9241")]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids(PAGES))
+def test_no_computed_decimals_in_math(page):
+    found = decimals_in_math(page.read_text(encoding="utf-8"))
+    listing = "\n".join(f"{_rel(page)}:{line}: {number}" for line, number in found)
+    assert not found, f"decimals typed into math (glue the value into the prose instead):\n{listing}"
+
+
 # ============================================================================================
 # (c) Titles
 # ============================================================================================

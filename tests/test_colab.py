@@ -1,0 +1,54 @@
+"""Every lesson opens in Colab and installs the package without touching the runtime's torch."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def code_cells(path):
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def test_there_are_lessons():
+    assert len(NOTEBOOKS) >= 2
+
+
+def test_launch_buttons_point_at_this_repository_on_main():
+    repo = CONFIG["repository"]
+    assert repo["branch"] == "main"
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo["url"]), repo["url"]
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_installs_the_package_only_when_missing(path):
+    first = code_cells(path)[0]
+    assert first.startswith("try:\n    import toymodel\nexcept ImportError:"), first
+    pip = [line.strip() for line in first.splitlines() if "pip install" in line]
+    assert len(pip) == 1, first
+    line = pip[0]
+    assert line.startswith("%pip install"), "use %pip so it installs into the kernel's environment"
+    assert "--no-deps" in line, "Colab already has torch, numpy, matplotlib: never reinstall them"
+    assert f"toymodel @ git+{CONFIG['repository']['url']}" in line, line
+    assert "==" not in line and "torch" not in line.replace("toymodel", "")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_local_paths_or_hub_downloads(path):
+    text = "\n".join(code_cells(path))
+    assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
+    assert "from_pretrained(" not in text and "hf_hub_download" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_runs_on_gpu_or_cpu_without_edits(path):
+    text = "\n".join(code_cells(path))
+    assert ".cuda()" not in text and 'device="cuda"' not in text and "device='cuda'" not in text
