@@ -1,0 +1,100 @@
+"""The values the lessons glue into the book equal what the package computes now.
+
+nbval compares the printed numbers of each lesson; this file checks the glued values themselves
+(the ones the chapters quote), so a change in the package that a lesson was not re-executed for
+fails here instead of leaving stale numbers in the prose.
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import toymodel
+from toymodel import experiments
+from toymodel.tasks import get_task
+from toymodel.train import EVAL_SEED, LESSON_CONFIGS, evaluate
+from toymodel.worked_example import format_vector, rounded_output, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def glued(notebook: str) -> dict:
+    """``{key: value}`` from the committed outputs of ``notebooks/<notebook>``."""
+    nb = json.loads((ROOT / "notebooks" / notebook).read_text())
+    values = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook", {})
+            if "name" in scrap:
+                text = output["data"][scrap.get("mime_prefix", "") + "text/plain"]
+                values[scrap["name"]] = ast.literal_eval("".join(text))
+    return values
+
+
+@pytest.fixture(scope="module")
+def we():
+    return glued("01_worked_example.ipynb")
+
+
+@pytest.fixture(scope="module")
+def m():
+    return glued("02_one_layer_model.ipynb")
+
+
+def test_worked_example_values(we):
+    ex, masked = run(), run(causal=True)
+    assert we["we_d_model"] == we["we_d_head"] == 4
+    assert we["we_sqrt_d_head"] == 2.0
+    for dest in "AB":
+        for src in "AB":
+            assert we[f"we_score_{dest}{src}"] == ex.score(dest, src)
+            assert we[f"we_alpha_{dest}{src}"] == pytest.approx(ex.weight(dest, src), abs=1e-12)
+    assert (we["we_scaled_AA"], we["we_scaled_AB"]) == (-1.0, 1.5)
+    assert we["we_out_A"] == format_vector(ex.output[0]) == "(0.076, -0.848, 0.924, 0.848)"
+    assert we["we_out_A_seed"] == format_vector(rounded_output(ex)[0]) == "(0.08, -0.84, 0.92, 0.84)"
+    assert we["we_out_A_causal"] == format_vector(masked.output[0]) == "(1, 1, 0, -1)"
+    assert we["we_e_AB_circuit"] == 3
+    assert we["we_max_abs_diff"] < 1e-12
+
+
+def test_model_sizes(m):
+    model, task, cfg = toymodel.load_pretrained("max"), get_task("max"), LESSON_CONFIGS["max"]
+    assert (m["m_d_vocab"], m["m_d_model"], m["m_d_head"], m["m_n_heads"], m["m_n_ctx"]) == (
+        model.cfg.d_vocab, model.cfg.d_model, model.cfg.d_head, model.cfg.n_heads, model.cfg.n_ctx)
+    assert (m["m_list_len"], m["m_n_numbers"]) == (task.list_len, task.n_numbers)
+    assert (m["m_train_steps"], m["m_seed"]) == (cfg.steps, cfg.seed)
+
+
+def test_model_measurements(m):
+    model, task = toymodel.load_pretrained("max"), get_task("max")
+    n = m["m_n_test"]
+    assert m["m_accuracy"] == pytest.approx(evaluate(model, task, n=n, seed=EVAL_SEED), abs=1e-12)
+    assert m["m_accuracy"] >= 0.99
+    stats = experiments.circuit_stats(model, task)
+    assert m["m_copying_score"] == pytest.approx(stats.copying_score, abs=1e-6)
+    assert m["m_ov_top1"] == pytest.approx(stats.ov_top1, abs=1e-12)
+    assert m["m_qk_spearman"] == pytest.approx(stats.qk_spearman, abs=1e-6)
+    assert m["m_copying_score"] >= 0.9 and m["m_ov_top1"] >= 0.9 and m["m_qk_spearman"] >= 0.95
+
+
+def test_model_experiments(m):
+    model, task = toymodel.load_pretrained("max"), get_task("max")
+    tokens, targets = task.make_batch(m["m_n_test"], generator=EVAL_SEED)
+    perm = experiments.random_permutation(task.n_numbers, seed=0)
+    follow = experiments.agreement(experiments.permute_outputs(model, perm), tokens, perm[targets])
+    assert m["m_perm_follow"] == pytest.approx(follow, abs=1e-12) and follow >= 0.95
+    assert m["m_perm_pattern_maxdiff"] == 0.0
+    mins = tokens[:, :-1].min(dim=1).values
+    negated = experiments.negate_qk(model)
+    neg = experiments.agreement(negated, tokens, mins, score_hook=experiments.block_query_self)
+    assert m["m_neg_min_frac"] == pytest.approx(neg, abs=1e-12) and neg >= 0.95
+    direct = experiments.direct_path_accuracy(model, tokens, targets)
+    assert m["m_direct_path_acc"] == pytest.approx(direct, abs=1e-12)
+    assert 0 <= m["m_closed_form_err"] < 1e-5
+    with torch.no_grad():
+        model64 = model.double()
+        err = (model64.decompose(tokens[:256]).logits - model64(tokens[:256])).abs().max()
+    assert float(err) < 1e-5
