@@ -10,7 +10,12 @@ Modules, one idea each:
 * :mod:`toymodel.model` -- a one-layer attention-only transformer with TransformerLens names.
 * :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token).
 * :mod:`toymodel.train` -- the seeded training loop and its command line.
-* :mod:`toymodel.plotting` -- heatmaps and figures in one style.
+* :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models.
+* :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other.
+* :mod:`toymodel.conventions` -- the column-vector convention of Elhage et al., for comparison.
+* :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
+* :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).
+* :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.
 """
 
 from .book import glue
