@@ -297,7 +297,11 @@ def _small_ov_product(W_E, W_V, W_O, W_U, combine_heads: bool):
 
 
 def ov_eigenvalues(W_E, W_V, W_O, W_U, combine_heads: bool = False):
-    """Non-zero-spectrum eigenvalues of the full OV circuit, from the small factored product.
+    """Eigenvalues of the small product ``W_O W_U W_E W_V`` (``[d_head, d_head]`` per head).
+
+    They are all the non-zero eigenvalues of the full OV circuit (plus zeros where the product's
+    rank is below ``d_head``); the remaining ``d_vocab - d_head`` eigenvalues of the big matrix
+    are zero.
 
     Args: as :func:`full_ov_circuit`; ``combine_heads=True`` gives the eigenvalues of the sum of
         all heads' full OV circuits.
