@@ -52,3 +52,13 @@ def test_no_local_paths_or_hub_downloads(path):
 def test_lesson_runs_on_gpu_or_cpu_without_edits(path):
     text = "\n".join(code_cells(path))
     assert ".cuda()" not in text and 'device="cuda"' not in text and "device='cuda'" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_renders_in_colab_too(path):
+    """Block directives (``{admonition}``, ``{dropdown}``) show as raw text in Colab: use
+    blockquotes and ``<details>`` instead, which both Colab and the book render."""
+    cells = json.loads(path.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert not re.search(r"^\s*(```+|:::+)\s*\{", text, re.MULTILINE)
+    assert text.count("<details>") == text.count("</details>")
