@@ -221,3 +221,17 @@ def test_spearman():
 def test_bad_input_raises_clear_error(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+def test_ov_top1_accuracy_chunked_equals_materialized():
+    w = weights(N_HEADS)
+    full = C.full_ov_circuit(w["W_E"], w["W_V"], w["W_O"], w["W_U"])
+    dense = (full.argmax(-1) == np.arange(D_VOCAB)).mean(-1)
+    for chunk in (1, 4, 1000):
+        got = C.ov_top1_accuracy(w["W_E"], w["W_V"], w["W_O"], w["W_U"], chunk_size=chunk)
+        np.testing.assert_allclose(got, dense)
+    combined = C.ov_top1_accuracy(w["W_E"], w["W_V"], w["W_O"], w["W_U"], combine_heads=True,
+                                  chunk_size=2)
+    assert combined == (full.sum(0).argmax(-1) == np.arange(D_VOCAB)).mean()
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        C.ov_top1_accuracy(w["W_E"], w["W_V"], w["W_O"], w["W_U"], chunk_size=0)

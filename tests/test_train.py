@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from toymodel.checkpoint import load_checkpoint
-from toymodel.experiments import circuit_stats
+from toymodel.experiments import (
+    agreement,
+    block_query_self,
+    circuit_stats,
+    negate_qk,
+    permute_outputs,
+    random_permutation,
+)
 from toymodel.tasks import get_task
 from toymodel.train import EVAL_SEED, LESSON_CONFIGS, TrainConfig, evaluate, main, train
 
@@ -26,6 +33,13 @@ def test_lesson_config_from_scratch_meets_targets():
     stats = circuit_stats(model, get_task("max"))
     assert stats.qk_spearman >= 0.95
     assert stats.copying_score >= 0.9 and stats.ov_top1 >= 0.9
+    # the independence experiments hold for the retrained model too
+    task = get_task("max")
+    tokens, targets = task.make_batch(2000, EVAL_SEED)
+    perm = random_permutation(task.n_numbers, seed=0)
+    assert agreement(permute_outputs(model, perm), tokens, perm[targets]) >= 0.95
+    mins = tokens[:, :-1].min(dim=1).values
+    assert agreement(negate_qk(model), tokens, mins, score_hook=block_query_self) >= 0.95
 
 
 def test_evaluate_counts_hits_on_held_out_lists():

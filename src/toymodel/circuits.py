@@ -278,12 +278,13 @@ def _ov_shapes(W_E, W_V, W_O, W_U):
     return W_E, W_V, W_O, W_U
 
 
-def _small_ov_product(W_E, W_V, W_O, W_U, combine_heads: bool):
-    """``W_O @ W_U @ W_E @ W_V``: ``[d_head, d_head]`` per head, or ``[H*d_head, H*d_head]``.
+def _ov_factors(W_E, W_V, W_O, W_U, combine_heads: bool):
+    """The full OV circuit as two thin factors ``left @ right``, never multiplied out.
 
-    Its eigenvalues are the non-zero eigenvalues of ``full_ov_circuit`` (for AB and BA share them).
-    With ``combine_heads`` the heads are stacked so the product's eigenvalues are those of the sum
-    of the heads' full OV circuits.
+    ``left = W_E @ W_V`` ``[..., d_vocab, d_head]`` and ``right = W_O @ W_U``
+    ``[..., d_head, d_vocab]``. With ``combine_heads`` the heads are stacked side by side
+    (``[d_vocab, n_heads * d_head]`` and ``[n_heads * d_head, d_vocab]``), so that ``left @ right``
+    is the sum of the heads' full OV circuits.
     """
     W_E, W_V, W_O, W_U = _ov_shapes(W_E, W_V, W_O, W_U)
     if combine_heads and W_V.ndim == 3:
@@ -293,7 +294,16 @@ def _small_ov_product(W_E, W_V, W_O, W_U, combine_heads: bool):
         else:
             W_V = W_V.transpose(1, 0, 2).reshape(d_model, n_heads * d_head)
         W_O = W_O.reshape(n_heads * d_head, d_model)
-    return (W_O @ W_U) @ (W_E @ W_V)
+    return W_E @ W_V, W_O @ W_U
+
+
+def _small_ov_product(W_E, W_V, W_O, W_U, combine_heads: bool):
+    """``W_O @ W_U @ W_E @ W_V``: ``[d_head, d_head]`` per head, or ``[H*d_head, H*d_head]``.
+
+    Its eigenvalues are the non-zero eigenvalues of ``full_ov_circuit`` (for AB and BA share them).
+    """
+    left, right = _ov_factors(W_E, W_V, W_O, W_U, combine_heads)
+    return right @ left
 
 
 def ov_eigenvalues(W_E, W_V, W_O, W_U, combine_heads: bool = False):
@@ -334,22 +344,26 @@ def copying_score(W_E, W_V, W_O, W_U, combine_heads: bool = False):
     return float(score) if np.ndim(score) == 0 else score
 
 
-def ov_top1_accuracy(W_E, W_V, W_O, W_U, tokens=None, combine_heads: bool = False):
+def ov_top1_accuracy(W_E, W_V, W_O, W_U, tokens=None, combine_heads: bool = False,
+                     chunk_size: int = 1024):
     """Fraction of tokens whose own logit is the largest in their row of the full OV circuit.
+
+    The ``[d_vocab, d_vocab]`` matrix is never held whole: rows are computed from the factors
+    ``(W_E W_V)[rows] @ (W_O W_U)`` ``chunk_size`` at a time, so this also runs at GPT-2 scale.
 
     Args: as :func:`full_ov_circuit`, plus
         tokens: optional sequence of token ids; rows and columns are restricted to them (for
             example only the number tokens of a task, leaving out a query token).
         combine_heads: sum the heads' full OV circuits first.
+        chunk_size: rows computed at once (a positive int).
 
     Returns:
         a float, or one per head when the weights have an ``n_heads`` dimension and
         ``combine_heads`` is False.
     """
-    full = full_ov_circuit(W_E, W_V, W_O, W_U)
-    if combine_heads and full.ndim == 3:
-        full = full.sum(0)
-    d_vocab = full.shape[-1]
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    left, right = _ov_factors(W_E, W_V, W_O, W_U, combine_heads)
+    d_vocab = right.shape[-1]
     if tokens is not None:
         idx = np.asarray(tokens)
         if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.size == 0:
@@ -358,14 +372,22 @@ def ov_top1_accuracy(W_E, W_V, W_O, W_U, tokens=None, combine_heads: bool = Fals
             )
         if idx.min() < 0 or idx.max() >= d_vocab:
             raise ValueError(f"tokens must lie in [0, {d_vocab - 1}] (d_vocab = {d_vocab})")
-        sel = torch.as_tensor(idx, device=full.device) if is_torch(full) else idx
-        full = full[..., sel, :][..., :, sel]
-    n = full.shape[-1]
-    if is_torch(full):
-        hits = (full.argmax(-1) == torch.arange(n, device=full.device)).to(torch.float64).mean(-1)
+        sel = torch.as_tensor(idx, device=left.device) if is_torch(left) else idx
+        left, right = left[..., sel, :], right[..., :, sel]
+    n = right.shape[-1]
+    hits = 0
+    for start in range(0, n, chunk_size):
+        block = left[..., start:start + chunk_size, :] @ right  # [..., rows, n]
+        if is_torch(block):
+            own = torch.arange(start, start + block.shape[-2], device=block.device)
+            hits = hits + (block.argmax(-1) == own).to(torch.float64).sum(-1)
+        else:
+            own = np.arange(start, start + block.shape[-2])
+            hits = hits + (block.argmax(-1) == own).sum(-1)
+    hits = hits / n
+    if is_torch(hits):
         return float(hits) if hits.ndim == 0 else hits.to(torch.get_default_dtype())
-    hits = (full.argmax(-1) == np.arange(n)).mean(-1)
-    return float(hits) if np.ndim(hits) == 0 else hits
+    return float(hits) if np.ndim(hits) == 0 else hits.astype(np.float64)
 
 
 def spearman(a, b) -> float:
