@@ -19,8 +19,6 @@ import numbers
 import numpy as np
 import torch
 
-Array = "np.ndarray | torch.Tensor"
-
 
 def is_torch(x) -> bool:
     return isinstance(x, torch.Tensor)

@@ -28,9 +28,8 @@ numpy in, numpy out; torch in, torch out.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._validate import Shapes, is_torch, to_array
+from ._validate import Shapes, to_array
+from .circuits import _T, _same_rank
 
 __all__ = [
     "to_column_convention",
@@ -43,11 +42,6 @@ __all__ = [
 ]
 
 _WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
-
-
-def _T(x):
-    """Transpose the last two dimensions (numpy or torch)."""
-    return x.transpose(-1, -2) if is_torch(x) else np.swapaxes(x, -1, -2)
 
 
 def _transpose_weights(weights: dict, suffix_in: str, suffix_out: str) -> dict:
@@ -90,14 +84,6 @@ def to_column_convention(**weights):
 def to_row_convention(**weights_col):
     """Inverse of :func:`to_column_convention`: ``W_E_col=...`` -> ``{"W_E": W_E_col.T, ...}``."""
     return _transpose_weights(weights_col, "_col", "")
-
-
-def _same_rank(a, a_name, b, b_name):
-    if a.ndim != b.ndim:
-        raise ValueError(
-            f"{a_name} has shape {list(a.shape)} and {b_name} has shape {list(b.shape)}: pass both "
-            "for one head or both with a leading n_heads dimension"
-        )
 
 
 def column_qk_circuit(W_Q_col, W_K_col):
