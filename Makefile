@@ -5,6 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 
 .PHONY: book test lint unit notebooks strict-book figures clean
@@ -14,17 +15,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $(TEST_STAMP)
+
 book: $(STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(STAMP) lint strict-book unit
+test: $(TEST_STAMP) lint strict-book unit
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Unit tests and nbval (re-executes every lesson and compares the checked outputs) in one run.
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 strict-book: $(STAMP)
