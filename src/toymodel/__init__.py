@@ -6,6 +6,7 @@ Modules, one idea each:
 
 * :mod:`toymodel.circuits` -- QK and OV circuits, attention scores and patterns, end-to-end circuits
   and their statistics (copying score, OV top-1 accuracy).
+* :mod:`toymodel.factored` -- a product ``A @ B`` kept as its factors (eigenvalues, norms, rows).
 * :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object.
 * :mod:`toymodel.model` -- a one-layer attention-only transformer with TransformerLens names.
 * :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token).
