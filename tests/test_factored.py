@@ -113,3 +113,21 @@ def test_bad_input_is_named():
         M.rows([7])
     with pytest.raises(ValueError, match="at most"):
         M.topk(6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_row_argmax_is_diagonal_equals_dense(backend):
+    conv = torch.tensor if backend == "torch" else np.asarray
+    A = RNG.normal(size=(3, 40, 6))
+    A[0] *= np.linspace(0.2, 3, 40)[:, None]  # rows of many norms: early "yes" by the bound
+    B = np.swapaxes(A, -1, -2).copy()  # A A^T: own entry ||a_i||^2, often the row's maximum
+    B[2] = RNG.normal(size=(6, 40))  # a random one: mostly "no"
+    M = FactoredMatrix(conv(A), conv(B))
+    full = A @ B
+    expect = full.argmax(-1) == np.arange(40)
+    assert expect[0].sum() > 5 and not expect[2].all()
+    got = M.row_argmax_is_diagonal(block_rows=9, block_cols=5)
+    assert got.shape == (3, 40)
+    np.testing.assert_array_equal(np.asarray(got), expect)
+    some = M.row_argmax_is_diagonal(rows=[39, 0, 17])
+    np.testing.assert_array_equal(np.asarray(some), full[:, [39, 0, 17]].argmax(-1) == [39, 0, 17])

@@ -7,9 +7,11 @@ was actually passed, instead of a bare numpy or torch traceback deep inside a ma
 
 Shapes are written as space-separated dimension names, for example ``"d_model d_head"``.
 A name ending in ``?`` is an optional leading dimension (``"n_heads? d_model d_head"`` accepts
-one head ``[d_model, d_head]`` or all heads ``[n_heads, d_model, d_head]``). A :class:`Shapes`
-object remembers the size each name got, so two arguments that must agree (``W_Q`` and ``W_K``
-share ``d_model`` and ``d_head``) are checked against each other.
+one head ``[d_model, d_head]`` or all heads ``[n_heads, d_model, d_head]``); several optional
+names are filled from the right (``"n_layers? n_heads? d_model d_head"`` also accepts
+``[n_layers, n_heads, d_model, d_head]``). A leading ``...`` accepts any leading dimensions.
+A :class:`Shapes` object remembers the size each name got, so two arguments that must agree
+(``W_Q`` and ``W_K`` share ``d_model`` and ``d_head``) are checked against each other.
 """
 
 from __future__ import annotations
@@ -160,9 +162,16 @@ class Shapes:
             self.source.setdefault(dim, name)
 
     def _expected(self, names) -> str:
-        return "[" + ", ".join(n.rstrip("?") for n in names) + "]" + (
-            " (leading dimension optional)" if any(n.endswith("?") for n in names) else ""
-        )
+        optional = [n.rstrip("?") for n in names if n.endswith("?")]
+        required = [n for n in names if not n.endswith("?")]
+        if not optional:
+            return "[" + ", ".join(required) + "]"
+        if len(optional) == 1:
+            return "[" + ", ".join(optional + required) + "] (leading dimension optional)"
+        shapes = ["[" + ", ".join(optional[i:] + required) + "]" for i in range(len(optional) + 1)]
+        first = shapes[-2]  # one optional dimension, e.g. [n_heads, d_model, d_head]
+        others = " or ".join(x for x in shapes[::-1] if x != first)
+        return f"{first} (leading dimensions optional: also {others})"
 
 
 def check_positive_int(value, name: str) -> int:

@@ -231,6 +231,100 @@ class FactoredMatrix:
             return torch.cat(values, -2), torch.cat(indices, -2)
         return np.concatenate(values, -2), np.concatenate(indices, -2)
 
+    def row_argmax_is_diagonal(self, rows=None, block_rows: int = 2048, block_cols: int = 4096,
+                               progress=None):
+        """For each chosen row ``i`` of the square matrix ``A @ B``: is column ``i`` its argmax?
+
+        Exactly what ``(A @ B)[i].argmax() == i`` gives (ties go to the lower column index, as
+        ``argmax`` does), without forming ``A @ B``: memory stays at one ``[block_rows,
+        block_cols]`` tile. Columns are visited in order of decreasing norm ``||B[:, j]||``, and a
+        row stops as soon as its answer is known: "no" when some column beats its own entry,
+        "yes" when the Cauchy-Schwarz bound ``|A[i] . B[:, j]| <= ||A[i]|| ||B[:, j]||`` shows
+        that no remaining column can reach it. The worst case (every row's own entry is its
+        maximum, by a small margin) costs the full ``m * n * k`` multiply-adds; rows that lose
+        early cost a small part of it.
+
+        Args:
+            rows: optional row ids (default: every row).
+            block_rows, block_cols: tile size (positive ints).
+            progress: a ``tqdm``-like callable wrapping the loop over batch entries, or None.
+
+        Returns:
+            bool ``[..., r]`` (numpy or torch, as the factors).
+        """
+        self._need_square("row_argmax_is_diagonal")
+        block_rows = check_positive_int(block_rows, "block_rows")
+        block_cols = check_positive_int(block_cols, "block_cols")
+        A, B = _broadcast_factors(self.A, self.B)
+        batch = A.shape[:-2]
+        own = np.arange(self.ldim) if rows is None else np.asarray(self._index(rows).tolist())
+        tA = _as_torch(A).reshape((-1,) + tuple(A.shape[-2:]))
+        tB = _as_torch(B).reshape((-1,) + tuple(B.shape[-2:]))
+        own_t = torch.as_tensor(own, dtype=torch.long, device=tA.device)
+        batches = range(tA.shape[0])
+        out = []
+        for b in progress(batches) if progress is not None else batches:
+            out.append(_argmax_is_own(tA[b], tB[b], own_t, block_rows, block_cols))
+        result = torch.stack(out).reshape(tuple(batch) + (len(own),))
+        return result if self.is_torch else result.cpu().numpy()
+
+
+def _broadcast_factors(A, B):
+    batch = np.broadcast_shapes(tuple(A.shape[:-2]), tuple(B.shape[:-2]))
+    if is_torch(A):
+        return (A.expand(batch + tuple(A.shape[-2:])), B.expand(batch + tuple(B.shape[-2:])))
+    return (np.broadcast_to(A, batch + A.shape[-2:]), np.broadcast_to(B, batch + B.shape[-2:]))
+
+
+def _as_torch(x):
+    if is_torch(x):
+        return x.detach()
+    return torch.from_numpy(np.array(x) if not x.flags.writeable else np.ascontiguousarray(x))
+
+
+@torch.no_grad()
+def _argmax_is_own(A, B, own, block_rows: int, block_cols: int):
+    """``(A[own] @ B).argmax(-1) == own`` for 2-d ``A [m, k]``, ``B [k, n]``; bool ``[r]``."""
+    col_norm = B.norm(dim=0)
+    order = torch.argsort(col_norm, descending=True)
+    B_sorted, norm_sorted = B[:, order], col_norm[order]
+    where = torch.empty_like(order)
+    where[order] = torch.arange(len(order), device=order.device)  # column -> sorted position
+    n = B.shape[1]
+    result = torch.empty(len(own), dtype=torch.bool, device=A.device)
+    for start in range(0, len(own), block_rows):
+        ids = own[start:start + block_rows]
+        left = A[ids]  # [r, k]
+        mine = (left * B[:, ids].T).sum(-1)  # each row's own entry
+        row_norm = left.norm(dim=1)
+        alive = torch.arange(len(ids), device=A.device)
+        won = torch.zeros(len(ids), dtype=torch.bool, device=A.device)
+        c0, width = 0, min(256, block_cols)  # narrow first tiles: most losers lose early
+        while c0 < n and alive.numel():
+            # no remaining column can reach these rows' own entries: their argmax is their own
+            safe = row_norm[alive] * norm_sorted[c0] * (1 + 1e-5) < mine[alive]
+            won[alive[safe]] = True
+            alive = alive[~safe]
+            if alive.numel() == 0:
+                break
+            c1 = min(c0 + width, n)
+            tile = left[alive] @ B_sorted[:, c0:c1]  # [a, c]
+            pos = where[ids[alive]] - c0  # own column's place in this tile
+            inside = (pos >= 0) & (pos < c1 - c0)
+            tile[inside.nonzero()[:, 0], pos[inside]] = -torch.inf
+            best, arg = tile.max(-1)
+            m = mine[alive]
+            beaten = best > m
+            tied = (best == m).nonzero()[:, 0]
+            if tied.numel():  # argmax takes the lowest index among equal entries
+                lower = order[c0:c1][None] < ids[alive[tied], None]
+                beaten[tied] = ((tile[tied] == m[tied, None]) & lower).any(-1)
+            alive = alive[~beaten]
+            c0, width = c1, min(2 * width, block_cols)
+        won[alive] = True
+        result[start:start + len(ids)] = won
+    return result
+
 
 def _topk(block, k: int, largest: bool):
     if is_torch(block):
