@@ -13,6 +13,7 @@ Modules, one idea each:
 * :mod:`toymodel.train` -- the seeded training loop and its command line.
 * :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models.
 * :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other.
+* :mod:`toymodel.hf` -- a ``transformers`` GPT-2 with the book's names (imported lazily).
 * :mod:`toymodel.conventions` -- the column-vector convention of Elhage et al., for comparison.
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
 * :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).

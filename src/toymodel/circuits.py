@@ -146,7 +146,7 @@ def attention_pattern(scores, d_head, causal: bool = False):
     """
     d_head = check_positive_int(d_head, "d_head")
     s = Shapes()
-    scores = s(scores, "scores", "batch? n_dest n_src")
+    scores = s(scores, "scores", "... n_dest n_src")
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be True or False, got {causal!r}")
     scaled = scores / math.sqrt(d_head)
