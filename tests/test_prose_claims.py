@@ -102,7 +102,7 @@ def test_qk_svd_says_outer_product_and_nonnegative_singular_values():
 @pytest.mark.parametrize("p", PAGES, ids=[p.name for p in PAGES])
 def test_no_page_tests_previous_token_heads_by_raw_entries_below_the_diagonal(p):
     text = flat(p.read_text(encoding="utf-8"))
-    assert "below the diagonal" not in text, f"{p.name}: the raw table is not the test"
+    assert "just below the diagonal" not in text, f"{p.name}: the raw table is not the test"
 
 
 def test_previous_token_test_is_scale_mask_softmax_then_weight_on_previous():
