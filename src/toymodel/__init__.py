@@ -7,10 +7,11 @@ Modules, one idea each:
 * :mod:`toymodel.circuits` -- QK and OV circuits, attention scores and patterns, end-to-end circuits
   and their statistics (copying score, OV top-1 accuracy).
 * :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object.
-* :mod:`toymodel.model` -- a one-layer attention-only transformer with TransformerLens names.
+* :mod:`toymodel.model` -- an attention-only transformer (one layer or more), TransformerLens names.
 * :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token).
 * :mod:`toymodel.train` -- the seeded training loop and its command line.
 * :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models.
+* :mod:`toymodel.induction` -- a task that needs induction, the two-layer model, head detectors.
 * :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other.
 * :mod:`toymodel.conventions` -- the column-vector convention of Elhage et al., for comparison.
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
