@@ -12,6 +12,8 @@ Modules, one idea each:
 * :mod:`toymodel.train` -- the seeded training loop and its command line.
 * :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models.
 * :mod:`toymodel.induction` -- a task that needs induction, the two-layer model, head detectors.
+* :mod:`toymodel.composition` -- Q/K/V-composition scores, the K-composition circuit, the path
+  expansion of a two-layer model, ablations and OV edits.
 * :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other.
 * :mod:`toymodel.conventions` -- the column-vector convention of Elhage et al., for comparison.
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
