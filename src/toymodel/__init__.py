@@ -21,6 +21,9 @@ Modules, one idea each:
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
 * :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.
+* :mod:`toymodel.explore` -- what the lessons' explorers show, as plain functions of their inputs.
+* :mod:`toymodel.widgets` -- the live explorers (ipywidgets 7.7 and 8), or a static picture on the
+  website.
 """
 
 from .book import glue
