@@ -183,7 +183,10 @@ def test_blank_student_version_runs_and_checks_fail(built, name):
     for q, result in checks.items():
         assert not result.passed_all, f"{q} passes with its blanks unfilled"
         text = messages(result)
-        assert "`...`" in text, f"{q}: the message should say the blank is unfilled:\n{text}"
+        # every failure is one of grading's messages (not a NameError or a bare assert) ...
+        assert text.count("CheckFailed: ") == text.count("Test case failed"), text
+        # ... and says what is missing: a `...` left in place or a head left at zero
+        assert "`...`" in text or "all zeros" in text or "is zero" in text, text
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,6 +232,51 @@ def test_a1_rejects_wrong_answers(solved_a1):
     wrong_std = grading.reference_pattern(scores * 2, 4) @ (x @ W_OV)
     assert_rejected(ns, tests, "q6", {"standard_output": wrong_std}, "1/sqrt(d_head)")
     assert_rejected(ns, tests, "q6", {"max_difference": 0.5}, "max_difference")
+
+
+@pytest.fixture(scope="module")
+def solved_a2(built):
+    nb = built / "a2_build_a_head" / "autograder" / "a2_build_a_head.ipynb"
+    return run_notebook(nb)[0], nb.parent / "tests"
+
+
+def test_a2_rejects_wrong_answers(solved_a2):
+    import torch
+
+    ns, tests = solved_a2
+
+    def swapped_qk(model, strength=20.0):  # W_Q and W_K roles exchanged: favours p + 1
+        V, C = model.cfg.d_vocab, model.cfg.n_ctx
+        with torch.no_grad():
+            for p in range(C - 1):
+                model.W_Q[0, V + p, p + 1] = strength
+            for j in range(C):
+                model.W_K[0, V + j, j] = 1.0
+
+    def ov_into_token_block(model):  # writes where W_U does not read
+        V = model.cfg.d_vocab
+        with torch.no_grad():
+            for t in range(V):
+                model.W_V[0, t, t] = 1.0
+                model.W_O[0, t, t] = 1.0
+
+    wrong = grading.blank_model(5, 6)
+    swapped_qk(wrong)
+    assert_rejected(ns, tests, "q1", {"model": wrong}, "*next* position")
+    assert_rejected(ns, tests, "q1", {"set_qk": swapped_qk}, "*next* position")
+    assert_rejected(ns, tests, "q2", {"pos_qk": np.asarray(ns["pos_qk"]).T}, "transposed")
+    assert_rejected(ns, tests, "q2", {"position_qk": lambda m: ns["position_qk"](m).T},
+                    "transposed")
+    wrong = grading.blank_model(5, 6)
+    ov_into_token_block(wrong)
+    assert_rejected(ns, tests, "q3", {"model": wrong}, "is zero")
+    assert_rejected(ns, tests, "q3", {"set_ov": ov_into_token_block}, "is zero")
+    assert_rejected(ns, tests, "q4", {"full_ov": lambda m: ns["full_ov"](m).T}, "transposed")
+    tokens, model = ns["tokens"], ns["model"]
+    with torch.no_grad():
+        pred = model(tokens).argmax(-1)
+    current = (pred[:, 1:] == tokens[:, 1:]).float().mean().item()
+    assert_rejected(ns, tests, "q5", {"accuracy": current}, "current token")
 
 
 # --------------------------------------------------------------------------------------------

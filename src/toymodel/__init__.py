@@ -16,7 +16,7 @@ Modules, one idea each:
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
 * :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.
-* :mod:`toymodel.grading` -- checks for the course assignments, with messages that say what is wrong.
+* :mod:`toymodel.grading` -- checks for the course assignments, with messages saying what is wrong.
 """
 
 from .book import glue

@@ -42,6 +42,24 @@ __all__ = [
     "check_standard_route",
     "reference_pattern",
     "random_head",
+    "head_weights",
+    "blank_model",
+    "random_model",
+    "random_tokens",
+    "random_matrix",
+    "check_previous_token_qk",
+    "check_copying_ov",
+    "check_built_head",
+    "check_model_full_qk",
+    "check_model_full_ov",
+    "check_prediction_accuracy",
+    "query_row",
+    "check_query_row",
+    "check_winning_key",
+    "copying_score_of",
+    "check_copying_score",
+    "top1_of",
+    "check_top1",
     "check_full_qk",
     "check_full_ov",
     "check_value",
@@ -310,6 +328,241 @@ def check_full_ov(full_ov, W_E, W_V, W_O, W_U, name: str = "full_ov"):
 
 
 # --------------------------------------------------------------------------------------------
+# A model's head: built by hand (assignment 2) or trained (assignment 3)
+# --------------------------------------------------------------------------------------------
+
+
+def head_weights(model, head: int = 0) -> dict:
+    """One head's weights and the embeddings of a one-layer model, as float64 numpy arrays.
+
+    Returns:
+        ``{"W_E" [d_vocab, d_model], "W_pos" [n_ctx, d_model], "W_Q"/"W_K"/"W_V"
+        [d_model, d_head], "W_O" [d_head, d_model], "W_U" [d_model, d_vocab]}``.
+    """
+    out = {}
+    for k in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"):
+        w = getattr(model, k).detach().to("cpu", torch.float64).numpy()
+        out[k] = w[head] if k in ("W_Q", "W_K", "W_V", "W_O") else w
+    return out
+
+
+def blank_model(d_vocab: int = 5, n_ctx: int = 6):
+    """A one-layer, one-head model with fixed embeddings and an all-zero head (assignment 2).
+
+    The residual stream has ``d_model = 2 * d_vocab + n_ctx`` dimensions in three blocks:
+    token identity in ``[0, d_vocab)`` (``W_E`` is one-hot there), position in
+    ``[d_vocab, d_vocab + n_ctx)`` (``W_pos`` is one-hot there), and an output block
+    ``[d_vocab + n_ctx, 2 * d_vocab + n_ctx)`` that ``W_U`` reads (one-hot). Nothing but the
+    head writes into the output block, so the logits are exactly what the head writes.
+    ``d_head = max(d_vocab, n_ctx)``.
+    """
+    from .model import AttentionOnlyTransformer, ModelConfig
+
+    V, C = int(d_vocab), int(n_ctx)
+    cfg = ModelConfig(d_vocab=V, d_model=2 * V + C, d_head=max(V, C), n_heads=1, n_ctx=C)
+    model = AttentionOnlyTransformer(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[:, :V] = torch.eye(V)
+        model.W_pos[:, V:V + C] = torch.eye(C)
+        model.W_U[V + C:, :] = torch.eye(V)
+    return model
+
+
+def random_model(seed: int, d_vocab: int = 9, n_ctx: int = 6, d_model: int = 8,
+                 d_head: int = 4):
+    """A randomly initialised one-layer model (for hidden checks on other inputs)."""
+    from .model import AttentionOnlyTransformer, ModelConfig
+
+    cfg = ModelConfig(d_vocab=d_vocab, d_model=d_model, d_head=d_head, n_ctx=n_ctx, seed=seed)
+    return AttentionOnlyTransformer(cfg)
+
+
+def random_tokens(model, n: int = 64, seed: int = 0) -> torch.Tensor:
+    """``[n, n_ctx]`` random token ids for ``model`` (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, model.cfg.d_vocab, (n, model.cfg.n_ctx), generator=g)
+
+
+def check_previous_token_qk(model, min_weight: float = 0.9):
+    """Every position ``p >= 1`` must put at least ``min_weight`` on position ``p - 1``."""
+    w = head_weights(model)
+    if not np.any(w["W_Q"]) or not np.any(w["W_K"]):
+        _fail("W_Q or W_K is still all zeros: set_qk has not set the head's QK weights.")
+    tokens = random_tokens(model)
+    with torch.no_grad():
+        pattern = model.run_with_pattern(tokens.to(model.W_E.device))[1][:, 0].cpu().numpy()
+    pos_qk = w["W_pos"] @ w["W_Q"] @ w["W_K"].T @ w["W_pos"].T
+    for p in range(1, model.cfg.n_ctx):
+        prev = pattern[:, p, p - 1]
+        if prev.min() < min_weight:
+            seq = int(prev.argmin())
+            top = int(pattern[seq, p].argmax())
+            msg = (f"destination position {p} puts weight {prev.min():.3f} on position {p - 1} "
+                   f"(it needs at least {min_weight}); it attends most to position {top}.")
+            if p + 1 < model.cfg.n_ctx and pos_qk[p].argmax() == p + 1:
+                msg += (" Your QK circuit favours the *next* position (p + 1), which the causal "
+                        "mask hides: the query side (W_Q) should read the destination's "
+                        "position and the key side (W_K) the source's; are they swapped?")
+            elif np.allclose(pos_qk, 0):
+                msg += (" The position block of the QK circuit is zero: read the position "
+                        "dimensions, where W_pos writes.")
+            elif prev.min() > 0.3:
+                msg += " The right position wins but not by enough: raise the strength."
+            _fail(msg)
+
+
+def check_copying_ov(model):
+    """The full OV circuit must copy: each token's own logit is the largest in its row."""
+    w = head_weights(model)
+    full = w["W_E"] @ w["W_V"] @ w["W_O"] @ w["W_U"]
+    if np.allclose(full, 0):
+        _fail("the full OV circuit W_E W_V W_O W_U is zero: the head writes nothing W_U reads. "
+              "Read the token block with W_V and write into the output block with W_O.")
+    mine = np.diag(full)
+    others = np.where(np.eye(len(full), dtype=bool), -np.inf, full).max(1)
+    bad = np.flatnonzero(mine <= others + 1e-6)
+    if bad.size:
+        t = int(bad[0])
+        _fail(f"attending to token {t} raises logit {int(full[t].argmax())} the most, not "
+              f"logit {t}: in {bad.size} of {len(full)} rows of the full OV circuit the "
+              "diagonal entry is not the largest.")
+
+
+def check_built_head(set_qk, set_ov, d_vocab: int = 7, n_ctx: int = 9):
+    """Run the student's ``set_qk(model)`` and ``set_ov(model)`` on a fresh :func:`blank_model`
+    of the given sizes; the model must then predict the previous token everywhere."""
+    for f, n in ((set_qk, "set_qk"), (set_ov, "set_ov")):
+        if _not_answered(f) or not callable(f):
+            _fail(f"{n} should be a function; define it with `def {n}(model, ...)`.")
+    model = blank_model(d_vocab, n_ctx)
+    try:
+        set_qk(model)
+        set_ov(model)
+    except Exception as err:
+        _fail(f"on a model with d_vocab={d_vocab}, n_ctx={n_ctx}: {type(err).__name__}: {err}")
+    where = f"on a model with d_vocab={d_vocab} and n_ctx={n_ctx}: "
+    try:
+        check_previous_token_qk(model)
+        check_copying_ov(model)
+    except CheckFailed as err:
+        _fail(where + str(err))
+    tokens = random_tokens(model, 200, seed=5)
+    with torch.no_grad():
+        pred = model(tokens).argmax(-1)
+    acc = float((pred[:, 1:] == tokens[:, :-1]).double().mean())
+    if acc < 1:
+        _fail(where + f"the previous token is predicted at only {acc:.1%} of positions.")
+
+
+def random_matrix(seed: int, n: int = 7) -> np.ndarray:
+    """A random ``[n, n]`` matrix with a positive diagonal bias (for hidden checks)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, n)) + 1.5 * np.eye(n)
+
+
+def check_model_full_qk(full_qk, model, name: str = "full_qk", embed: str = "W_E"):
+    """``full_qk`` must be ``E W_Q W_K^T E^T`` with ``E`` = the model's ``W_E`` (or ``W_pos``)."""
+    full_qk = as_array(full_qk, name)
+    w = head_weights(model)
+    check_full_qk(full_qk, w[embed], w["W_Q"], w["W_K"], name=name)
+
+
+def check_model_full_ov(full_ov, model, name: str = "full_ov"):
+    """``full_ov`` must be the model's ``W_E W_V W_O W_U`` (row = attended token)."""
+    full_ov = as_array(full_ov, name)
+    w = head_weights(model)
+    check_full_ov(full_ov, w["W_E"], w["W_V"], w["W_O"], w["W_U"], name=name)
+
+
+def check_prediction_accuracy(accuracy, model, tokens, name: str = "accuracy"):
+    """Fraction of positions ``1..`` whose prediction is the previous token, on ``tokens``."""
+    with torch.no_grad():
+        pred = model(tokens.to(model.W_E.device)).argmax(-1).cpu()
+    right = float((pred[:, 1:] == tokens[:, :-1]).double().mean())
+    check_close(accuracy, right, name, atol=1e-9, wrong=[
+        ("it compares with the current token; the job is the previous one.",
+         float((pred[:, 1:] == tokens[:, 1:]).double().mean())),
+        ("it includes position 0, which has no previous token.",
+         float((pred[:, :-1] == tokens[:, :-1]).double().mean())),
+    ])
+    if right < 1:
+        _fail(f"{name} is computed correctly, but the model is right on only {right:.1%} of "
+              "positions: fix the head (questions 1 and 3) first.")
+
+
+def query_row(model, query: int, n_numbers: int) -> np.ndarray:
+    """The query token's row of the full QK circuit over the number tokens ``[n_numbers]``."""
+    w = head_weights(model)
+    return circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])[query, :n_numbers]
+
+
+def check_query_row(row, model, query: int, n_numbers: int, name: str = "row"):
+    """The query token's scores for every number token as a key (row of the full QK circuit)."""
+    row = as_array(row, name)
+    w = head_weights(model)
+    full = circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])
+    check_array(row, full[query, :n_numbers], name, mistakes=[
+        ("is the query token's column of the full QK circuit: its scores as a key. The query "
+         "(destination) is the row: full_qk[query, :n_numbers].", full[:n_numbers, query]),
+        (f"includes the query token itself; keep the {n_numbers} number tokens only.",
+         full[query]),
+    ])
+
+
+def check_winning_key(key, model, keys, query: int, name: str = "winner"):
+    """The key token (among ``keys``) with the highest token-only score for ``query``."""
+    row = query_row(model, query, max(keys) + 1)
+    right = int(keys[int(np.argmax(row[list(keys)]))])
+    wrong = {}
+    if max(keys) != right:
+        wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
+                            "query's row of the full QK circuit.")
+    lowest = int(keys[int(np.argmin(row[list(keys)]))])
+    if lowest != right:
+        wrong[lowest] = "that key gets the *lowest* score; the highest score wins the softmax."
+    check_value(key, right, name, wrong=wrong)
+
+
+def copying_score_of(full_ov) -> float:
+    """``sum(eig) / sum(|eig|)`` of a square matrix (the copying score of a full OV circuit)."""
+    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
+    return float(eig.sum().real / np.abs(eig).sum())
+
+
+def check_copying_score(value, full_ov, name: str = "copy_score"):
+    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
+    right = float(eig.sum().real / np.abs(eig).sum())
+    check_close(value, right, name, rtol=1e-4, wrong=[
+        ("that uses |eigenvalues| on top too; the numerator is the plain sum of the "
+         "eigenvalues (its real part), so the sign shows.", 1.0),
+        ("that is the trace divided by the sum of the absolute values of the entries, not of "
+         "the eigenvalues.", float(np.trace(as_array(full_ov, "full_ov"))
+                                   / np.abs(as_array(full_ov, "full_ov")).sum())),
+    ])
+
+
+def top1_of(full_ov, n_numbers: int) -> float:
+    """Fraction of the first ``n_numbers`` rows whose largest entry (among the first
+    ``n_numbers`` columns) is on the diagonal."""
+    m = as_array(full_ov, "full_ov")[:n_numbers, :n_numbers]
+    return float((m.argmax(1) == np.arange(n_numbers)).mean())
+
+
+def check_top1(value, full_ov, n_numbers: int, name: str = "top1"):
+    m = as_array(full_ov, "full_ov")
+    right = top1_of(m, n_numbers)
+    wrong = [
+        ("that takes the largest entry of each *column*; the row is the attended token, so "
+         "look along each row.", top1_of(m.T, n_numbers)),
+        ("that keeps the query token's row and column; use the number tokens only.",
+         top1_of(m, len(m))),
+    ]
+    check_close(value, right, name, atol=1e-9, wrong=[w for w in wrong if w[1] != right])
+
+
+# --------------------------------------------------------------------------------------------
 # Inputs for hidden checks
 # --------------------------------------------------------------------------------------------
 
@@ -378,10 +631,7 @@ def check_function(func, name: str, cases: Iterable[tuple], check: Callable):
     if _not_answered(func) or not callable(func):
         _fail(f"{name} should be a function; define it with `def {name}(...)`.")
     for args in cases:
-        shapes = ", ".join(
-            f"[{', '.join(map(str, np.shape(a)))}]" if hasattr(a, "shape") else repr(a)
-            for a in args
-        )
+        shapes = ", ".join(_describe_arg(a) for a in args)
         try:
             result = func(*args)
         except CheckFailed:
@@ -394,6 +644,17 @@ def check_function(func, name: str, cases: Iterable[tuple], check: Callable):
             check(result, *args)
         except CheckFailed as err:
             _fail(f"{name}({shapes}): {err}")
+
+
+def _describe_arg(a) -> str:
+    """A short description of an argument for messages: a shape, a model's sizes or a value."""
+    if hasattr(a, "shape"):
+        return f"[{', '.join(map(str, np.shape(a)))}]"
+    cfg = getattr(a, "cfg", None)
+    if cfg is not None:
+        return f"<model d_vocab={cfg.d_vocab} n_ctx={cfg.n_ctx}>"
+    text = repr(a)
+    return text if len(text) <= 40 else type(a).__name__
 
 
 def summary(values: dict) -> str:
