@@ -24,6 +24,7 @@ Modules, one idea each:
 * :mod:`toymodel.explore` -- what the lessons' explorers show, as plain functions of their inputs.
 * :mod:`toymodel.widgets` -- the live explorers (ipywidgets 7.7 and 8), or a static picture on the
   website.
+* :mod:`toymodel.grading` -- checks for the course assignments, with messages saying what is wrong.
 """
 
 from .book import glue
