@@ -110,10 +110,10 @@ def med(xs) -> float:
 def gpt2_rows(args) -> list[str]:
     tl = args.tl_python
     nice = args.nice
-    heads_tl = 24 if args.quick else 144
+    heads_tl = args.tl_heads
     rows = []
     toy = gpt2.run_route("copying-toymodel", 144, 3 if args.quick else 5, nice=nice)
-    ref = gpt2.run_route("copying-tl", heads_tl, 1 if args.quick else 3, python=tl, nice=nice)
+    ref = gpt2.run_route("copying-tl", heads_tl, args.tl_repeats, python=tl, nice=nice)
     ref_s = ref["median_s"] * 144 / heads_tl
     agree = max(abs(a - b) for a, b in zip(toy["result"], ref["result"], strict=False))
     rows.append(
@@ -150,14 +150,18 @@ def main(argv=None):
                         choices=["book", "lessons", "train", "gpt2"])
     parser.add_argument("--tl-python", default=None,
                         help="python with transformer_lens installed (default: this one)")
+    parser.add_argument("--tl-heads", type=int, default=144,
+                        help="heads for the TransformerLens copying route (fewer: extrapolated)")
+    parser.add_argument("--tl-repeats", type=int, default=3)
     parser.add_argument("--top1-heads", type=int, default=144,
                         help="heads for toymodel's OV top-1 (fewer: extrapolated)")
     parser.add_argument("--nice", type=int, default=19, help="niceness of the GPT-2 runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--note", default="", help="a line about the machine's state")
     args = parser.parse_args(argv)
-    if args.quick and args.top1_heads == 144:
-        args.top1_heads = 4
+    if args.quick:
+        args.top1_heads = min(args.top1_heads, 4)
+        args.tl_heads, args.tl_repeats = min(args.tl_heads, 24), 1
     repeats = 1 if args.quick else 3
     load_before = load()
     lines = ["| what | median | runs (s) |", "|---|---|---|"]
@@ -179,6 +183,10 @@ def main(argv=None):
         gpt2_table = ["| GPT-2 Small shape | toymodel | peak memory | TransformerLens route | "
                       "peak memory | speed-up | note |", "|---|---|---|---|---|---|---|",
                       *gpt2_rows(args)]
+        import torch
+
+        if not torch.cuda.is_available():
+            gpt2_table.append("| on a GPU | not measured: no GPU on this machine | | | | | |")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         f"Measured {stamp} on {machine()}.",
