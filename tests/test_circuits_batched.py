@@ -143,3 +143,14 @@ def test_batched_input_checks():
     assert to_array(torch.tensor(huge), "x").shape == (5000, 2)
     with pytest.raises(ValueError, match=r"\[n_heads, d_model, d_head\] \(leading dimensions"):
         C.qk_circuit(np.ones((1, 2, 3, 4, 2)), np.ones((1, 2, 3, 4, 2)))
+
+
+def test_column_convention_accepts_layers_and_heads():
+    from toymodel import conventions as K
+
+    w = model()
+    col = K.to_column_convention(W_V=w["W_V"], W_O=w["W_O"], W_E=w["W_E"], W_U=w["W_U"])
+    assert col["W_V_col"].shape == (L, H, D_HEAD, D_MODEL)
+    paper = K.column_full_ov_circuit(col["W_E_col"], col["W_V_col"], col["W_O_col"], col["W_U_col"])
+    ours = C.full_ov_circuit(w["W_E"], w["W_V"], w["W_O"], w["W_U"])
+    np.testing.assert_allclose(paper, np.swapaxes(ours, -1, -2), atol=1e-9)
