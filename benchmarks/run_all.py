@@ -121,7 +121,8 @@ def gpt2_rows(args) -> list[str]:
         f"{toy['peak_mb'] / 1024:.2f} GB | {ref_s:.1f} s ({ref['repeats']} runs"
         f"{'' if heads_tl == 144 else f', {heads_tl} heads x {144 // heads_tl}'}) | "
         f"{ref['peak_mb'] / 1024:.2f} GB | {ref_s / toy['median_s']:.0f}x | "
-        f"largest difference {agree:.1e} |")
+        f"largest difference {agree:.1e}; input checks {toy['check_s']:.3f} s "
+        f"({toy['check_s'] / toy['median_s']:.1%} of the call) |")
     top_heads = args.top1_heads
     top = gpt2.run_route("top1-toymodel", top_heads, 1, nice=nice)
     top_s = top["median_s"] * 144 / top_heads

@@ -137,6 +137,17 @@ def test_batched_input_checks():
     big_t = torch.tensor(big)
     with pytest.raises(ValueError, match="W_E contains NaN"):
         C.copying_score(big_t, *(torch.tensor(w[k]) for k in ("W_V", "W_O")), big_t.T)
+    # a NaN whose unembedding column is zero still reaches W_U @ W_E (0 * NaN is NaN)
+    W_U = big.T.copy()
+    W_U[:, 4321] = 0
+    W_E = np.nan_to_num(big)
+    W_E[4321, 0] = np.nan
+    for conv in (np.asarray, torch.tensor):
+        with pytest.raises(ValueError, match="W_E contains NaN"):
+            C.copying_score(conv(W_E), conv(w["W_V"]), conv(w["W_O"]), conv(W_U))
+    W_U[2, 7] = np.inf
+    with pytest.raises(ValueError, match="W_U contains NaN"):
+        C.copying_score(np.nan_to_num(big), w["W_V"], w["W_O"], W_U)
     # huge but finite entries overflow a float32 sum: still accepted
     huge = np.full((5000, 2), 3e38, dtype=np.float32)
     assert to_array(huge, "x") is huge
