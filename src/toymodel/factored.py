@@ -291,7 +291,8 @@ def _argmax_is_own(A, B, own, block_rows: int, block_cols: int):
     where = torch.empty_like(order)
     where[order] = torch.arange(len(order), device=order.device)  # column -> sorted position
     n = B.shape[1]
-    every_row = len(own) == A.shape[0] and bool((own == torch.arange(len(own))).all())
+    every_row = len(own) == A.shape[0] and bool(
+        (own == torch.arange(len(own), device=own.device)).all())
     A_own = A if every_row else A[own]  # [r, k]
     mine_all = (A_own * (B.T if every_row else B.T[own])).sum(-1)  # each row's own entry
     norm_all = A_own.norm(dim=1)
