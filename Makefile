@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: book test lint unit notebooks strict-book figures clean colab
+.PHONY: book test lint unit notebooks strict-book figures clean assignments colab
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ book: $(STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book colab unit
+test: $(TEST_STAMP) lint strict-book assignments colab unit
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -41,6 +41,11 @@ strict-book: $(STAMP)
 # safetensors/tqdm preinstalled; checked outputs compared with the committed notebooks.
 colab: $(STAMP)
 	$(BIN)/python tests/colab/run_colab_like.py
+
+# Course assignments: student and autograder versions of assignments/*.ipynb (otter assign,
+# offline) in _build/assignments; never publish the autograder folders.
+assignments: $(TEST_STAMP)
+	$(BIN)/python assignments/build.py --out _build/assignments
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures
