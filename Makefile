@@ -36,9 +36,9 @@ strict-book: $(STAMP)
 	rm -rf _build
 	$(BUILD)
 
-# Every lesson as Colab runs it: a wheel of the checkout installed by the lesson's own first cell
-# into a runtime-like environment (ipywidgets 7.7.1, cached under build/colab), with and without
-# safetensors/tqdm preinstalled; checked outputs compared with the committed notebooks.
+# Every lesson as Colab runs it: a wheel of the checkout installed by the lesson's own first
+# cell into a runtime-like environment (ipywidgets 7.7.1; cached in ~/.cache/toymodel-colab),
+# with and without safetensors/tqdm preinstalled; checked outputs compared with the commit.
 colab: $(STAMP)
 	$(BIN)/python tests/colab/run_colab_like.py
 

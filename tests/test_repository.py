@@ -29,7 +29,7 @@ def test_every_notebook_is_found_and_starts_with_the_install_cell():
     found = set_repository.notebooks(ROOT)
     expected = sorted(p for d in ("notebooks", "assignments") for p in (ROOT / d).glob("**/*.ipynb")
                       if ".ipynb_checkpoints" not in p.parts)
-    assert found == expected and len(found) >= 2
+    assert sorted(found) == expected and len(found) >= 2
     for path in found:
         cells = json.loads(path.read_text())["cells"]
         code = [c for c in cells if c["cell_type"] == "code"]
@@ -54,7 +54,8 @@ def copy(tmp_path):
         shutil.copy(path, tmp_path / rel)
     nb = json.loads((ROOT / "notebooks/01_worked_example.ipynb").read_text())
     links = (f"See [the QK chapter]({_repo.SITE_URL}book/qk_circuit.html) or "
-             f"[run it]({_repo.colab_url('assignments/hw.ipynb')}).\n")
+             f"[run it]({_repo.colab_url('assignments/hw.ipynb')}) or [the student version]"
+             f"({_repo.colab_url('hw.ipynb').replace('/blob/main/', '/blob/assignments/')}).\n")
     nb["cells"].insert(0, {"cell_type": "markdown", "id": "links01", "metadata": {},
                            "source": [links]})
     (tmp_path / "assignments").mkdir(exist_ok=True)
@@ -75,6 +76,7 @@ def test_set_repository_moves_everything_to_a_fork_and_back(copy):
     hw = (copy / "assignments/hw.ipynb").read_text()
     assert "https://a-student.github.io/my-qk-book/book/qk_circuit.html" in hw
     assert "colab.research.google.com/github/a-student/my-qk-book/blob/dev/assignments/hw" in hw
+    assert "colab.research.google.com/github/a-student/my-qk-book/blob/assignments/hw" in hw
     assert f"git+{FORK}@dev" in hw and "qk-ov-circuits" not in hw
     for path in set_repository.notebooks(copy):
         cells = json.loads(path.read_text())["cells"]

@@ -52,8 +52,11 @@ def default_site_url(url: str) -> str:
 
 
 def _colab_prefix(url: str, branch: str) -> str:
+    """``https://colab.research.google.com/github/OWNER/NAME/blob/BRANCH/`` (no branch: up to
+    ``blob/``)."""
     owner, name = _owner_name(url)
-    return f"https://colab.research.google.com/github/{owner}/{name}/blob/{branch}/"
+    base = f"https://colab.research.google.com/github/{owner}/{name}/blob/"
+    return f"{base}{branch}/" if branch else base
 
 
 def _read_nb(path: Path) -> dict:
@@ -110,6 +113,8 @@ def _replacements(old: dict, new: dict) -> list[tuple[str, str]]:
     """Old -> new strings, longest first (a Colab link before the bare repository URL)."""
     pairs = [
         (_colab_prefix(old["url"], old["branch"]), _colab_prefix(new["url"], new["branch"])),
+        # links to other branches (the assignments branch, say) keep their branch
+        (_colab_prefix(old["url"], ""), _colab_prefix(new["url"], "")),
         (old["site"], new["site"]),
         (old["site"].rstrip("/"), new["site"].rstrip("/")),
         (f"git+{old['url']}@{old['branch']}", f"git+{new['url']}@{new['branch']}"),
@@ -227,7 +232,7 @@ def check(root) -> list[str]:
     if repo.get("url") != url or repo.get("branch") != branch:
         problems.append(f"_config.yml repository is {repo.get('url')}@{repo.get('branch')}, "
                         f"not {url}@{branch}")
-    colab = _colab_prefix(url, branch)
+    colab = _colab_prefix(url, "")  # any branch of this repository (assignments, say)
     cell = install_cell(url, branch)
     texts = {}
     for path in notebooks(root):

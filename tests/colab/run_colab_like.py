@@ -4,8 +4,9 @@
 
 1. Build a wheel of this checkout.
 2. Make (or reuse) a virtual environment holding only what a Colab runtime has: a CPU torch, numpy,
-   matplotlib, ipywidgets 7.7.1, ipykernel, nbclient and nbformat. It is cached under
-   ``build/colab/`` by a hash of that list, so only the first run pays for it.
+   matplotlib, ipywidgets 7.7.1, ipykernel, nbclient and nbformat. It is cached in
+   ``~/.cache/toymodel-colab/`` (or ``$TOYMODEL_COLAB_CACHE``) by a hash of that list, so only the
+   first run pays for it.
 3. For each variant -- B: the runtime lacks safetensors and tqdm; A: it has them -- copy each
    notebook under ``notebooks/`` alone into an empty folder, uninstall ``toymodel`` (and in B
    safetensors and tqdm), point the install cell at the wheel with ``TOYMODEL_INSTALL_SOURCE``,
@@ -34,7 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WORK = ROOT / "build" / "colab"
+# outside the checkout, so no build/ folder appears in it (ruff and Sphinx would see one)
+WORK = Path(os.environ.get("TOYMODEL_COLAB_CACHE")
+            or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "toymodel-colab")
 TORCH_VERSION = os.environ.get("COLAB_TORCH_VERSION", "2.13.0")
 RUNTIME = ["numpy", "matplotlib", "ipywidgets==7.7.1", "ipykernel", "nbclient", "nbformat"]
 LIGHT = ["safetensors", "tqdm"]  # variant A has them before the install cell runs
@@ -77,10 +80,18 @@ def local_torch_wheel() -> str | None:
 
 
 def build_wheel() -> Path:
+    """A wheel of the checkout, built from a copy (setuptools writes build/ and egg-info)."""
     dist = WORK / "dist"
     shutil.rmtree(dist, ignore_errors=True)
+    src = WORK / "src-copy"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src", src / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                             str(dist), str(ROOT)], text=True, capture_output=True)
+                             str(dist), str(src)], text=True, capture_output=True)
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
         raise SystemExit("building the wheel failed")
@@ -96,10 +107,10 @@ def runtime_venv() -> Path:
     venv = WORK / f"venv-{key}"
     stamp = venv / ".colab-ready"
     if stamp.is_file():
-        log(f"reusing {venv.relative_to(ROOT)}")
+        log(f"reusing {venv}")
         return venv
     shutil.rmtree(venv, ignore_errors=True)
-    log(f"creating {venv.relative_to(ROOT)}: {' '.join(Path(s).name for s in spec)}")
+    log(f"creating {venv}: {' '.join(Path(s).name for s in spec)}")
     run([sys.executable, "-m", "venv", venv])
     pip(venv, "install", "-q", *spec)
     cuda = subprocess.run([venv / "bin" / "python", "-c", "import torch; print(torch.version.cuda)"],
