@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: book test lint unit notebooks strict-book figures clean assignments
+.PHONY: book test lint unit notebooks strict-book figures clean assignments colab
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ book: $(STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book assignments unit
+test: $(TEST_STAMP) lint strict-book assignments colab unit
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -35,6 +35,12 @@ unit: $(TEST_STAMP)
 strict-book: $(STAMP)
 	rm -rf _build
 	$(BUILD)
+
+# Every lesson as Colab runs it: a wheel of the checkout installed by the lesson's own first
+# cell into a runtime-like environment (ipywidgets 7.7.1; cached in ~/.cache/toymodel-colab),
+# with and without safetensors/tqdm preinstalled; checked outputs compared with the commit.
+colab: $(STAMP)
+	$(BIN)/python tests/colab/run_colab_like.py
 
 # Course assignments: student and autograder versions of assignments/*.ipynb (otter assign,
 # offline) in _build/assignments; never publish the autograder folders.
