@@ -16,6 +16,8 @@ Modules, one idea each:
 * :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
 * :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.
+* :mod:`toymodel.webfigs` -- plotly figures with sliders for the static website (needs plotly).
+* :mod:`toymodel.sphinxext` -- the book build's Sphinx extension: offline assets, plotly outputs.
 """
 
 from .book import glue
