@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: book test lint unit notebooks strict-book figures clean assignments
+.PHONY: book test lint unit notebooks strict-book figures clean assignments book-nosolutions
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ strict-book: $(STAMP)
 # offline) in _build/assignments; never publish the autograder folders.
 assignments: $(TEST_STAMP)
 	$(BIN)/python assignments/build.py --out _build/assignments
+
+# The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
+book-nosolutions: $(STAMP)
+	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures
