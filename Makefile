@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: book test lint unit notebooks strict-book browser browser-deps figures clean assignments colab
+.PHONY: book test lint unit notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ browser-deps:
 	         "(no apt-get, or not root and no sudo). Install Chromium, or set CHROMIUM=/path/to/chromium."; \
 	    exit 1; \
 	  fi; }
+
+# The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
+book-nosolutions: $(STAMP)
+	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures
