@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: book test lint unit notebooks strict-book figures clean
+.PHONY: book test lint unit notebooks strict-book figures clean assignments
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ book: $(STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book unit
+test: $(TEST_STAMP) lint strict-book assignments unit
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -35,6 +35,11 @@ unit: $(TEST_STAMP)
 strict-book: $(STAMP)
 	rm -rf _build
 	$(BUILD)
+
+# Course assignments: student and autograder versions of assignments/*.ipynb (otter assign,
+# offline) in _build/assignments; never publish the autograder folders.
+assignments: $(TEST_STAMP)
+	$(BIN)/python assignments/build.py --out _build/assignments
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures
