@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -211,7 +212,7 @@ def main(argv=None):
     text = "\n".join([
         "# Benchmark results", "",
         "Written by `python benchmarks/" + Path(__file__).name + " "
-        + " ".join(argv if argv is not None else sys.argv[1:]) + "`; do not edit by hand.", "",
+        + shlex.join(argv if argv is not None else sys.argv[1:]) + "`; do not edit by hand.", "",
         *header, "",
         table, "",
         "Peak memory is the whole process's (Python, torch and the 0.3 GB of GPT-2-sized "
