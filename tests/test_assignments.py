@@ -44,8 +44,7 @@ NAMES = [p.stem for p in build.masters()]
 def built(tmp_path_factory):
     """``otter assign`` every master once (no test run); returns the output folder."""
     out = tmp_path_factory.mktemp("assignments")
-    for master in build.masters():
-        build.build_one(master, out)
+    build.main(["--out", str(out)])
     return out
 
 
@@ -164,6 +163,13 @@ def test_layout(built, name):
     assert not (student / "autograder").exists()
     assert not list(student.glob("*.zip")) and not list(student.glob("*.pdf"))
     assert (built / "publish" / name / f"{name}.ipynb").is_file()
+    assert not list((built / "publish").rglob("*autograder*"))
+    # the Colab setup cell fetches the checks from this repository's publish branch
+    from toymodel._repo import REPO_URL
+
+    setup = "".join(code_cells(ASSIGNMENTS / f"{name}.ipynb")[1]["source"])
+    assert f"--branch {build.PUBLISH_BRANCH} {REPO_URL} " in setup
+    assert f'otter.Notebook("{name}.ipynb")' in setup
     # the first code cell installs toymodel as lesson 01's does
     lesson = code_cells(ROOT / "notebooks" / "01_worked_example.ipynb")[0]
     first = code_cells(ASSIGNMENTS / f"{name}.ipynb")[0]
@@ -306,9 +312,7 @@ def test_instructor_page_agrees_with_the_masters():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == str(questions), row
         assert cells[4] == f"{sum(minutes)} minutes", row
-        link = (f"https://colab.research.google.com/github/qk-ov-circuits/qk-ov-book/blob/"
-                f"assignments/{name}/{name}.ipynb")
-        assert link in page
+        assert build.colab_link(name) in page
 
 
 # --------------------------------------------------------------------------------------------
