@@ -79,8 +79,10 @@ def code_cells(nb_path: Path):
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, dict]:
-    """Execute a notebook's code cells in order, in this process, from its own folder.
+def run_notebook(nb_path: Path, stop_before: str | None = None,
+                 cwd: Path | None = None) -> tuple[dict, dict]:
+    """Execute a notebook's code cells in order, in this process, from its own folder (or
+    ``cwd``).
 
     Returns ``(namespace, checks)`` where ``checks`` maps each question name to the result of
     its ``grader.check("q")`` cell (an otter ``TestFile``). Stops before the first cell whose
@@ -91,8 +93,8 @@ def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, d
     transform = TransformerManager().transform_cell
     ns: dict = {"__name__": "__main__"}
     checks = {}
-    cwd = os.getcwd()
-    os.chdir(nb_path.parent)
+    here = os.getcwd()
+    os.chdir(cwd or nb_path.parent)
     try:
         for cell in code_cells(nb_path):
             src = "".join(cell["source"])
@@ -105,7 +107,7 @@ def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, d
                 elif "grader.check_all()" not in src:
                     exec(compile(transform(src), str(nb_path), "exec"), ns)
     finally:
-        os.chdir(cwd)
+        os.chdir(here)
     ns["__checks__"] = checks
     return ns, checks
 
@@ -169,7 +171,7 @@ def test_layout(built, name):
 
     setup = "".join(code_cells(ASSIGNMENTS / f"{name}.ipynb")[1]["source"])
     assert f"--branch {build.PUBLISH_BRANCH} {REPO_URL} " in setup
-    assert f'otter.Notebook("{name}.ipynb")' in setup
+    assert f'notebook = "{name}.ipynb"' in setup and "otter.Notebook(" in setup
     # the first code cell installs toymodel as lesson 01's does
     lesson = code_cells(ROOT / "notebooks" / "01_worked_example.ipynb")[0]
     first = code_cells(ASSIGNMENTS / f"{name}.ipynb")[0]
@@ -313,6 +315,25 @@ def test_instructor_page_agrees_with_the_masters():
         assert cells[2] == str(questions), row
         assert cells[4] == f"{sum(minutes)} minutes", row
         assert build.colab_link(name) in page
+
+
+def test_colab_like_run_of_a_student_version(built, tmp_path, monkeypatch):
+    """As on Colab: otter sees the Colab shell, the notebook file is not on disk, and the
+    tests/ folder is what the setup cell fetched from the assignments branch (copied here)."""
+    import shutil
+    import types
+
+    import otter.check.utils as ocu
+
+    name = "a1_head_by_hand"
+    shutil.copytree(built / "publish" / name / "tests", tmp_path / "tests")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(ocu, "get_ipython", lambda: "<google.colab._shell.Shell object>")
+    ns, checks = run_notebook(built / name / "student" / f"{name}.ipynb", cwd=tmp_path)
+    assert ns["grader"].interpreter is ocu.IPythonInterpreter.COLAB
+    assert not (tmp_path / f"{name}.ipynb").exists()
+    assert sorted(checks) == [f"q{i}" for i in range(1, 7)]
+    assert "W_QK is still `...`" in messages(checks["q1"])
 
 
 # --------------------------------------------------------------------------------------------
