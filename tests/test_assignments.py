@@ -225,7 +225,8 @@ def test_student_version_has_no_solution(built, name):
     texts = {f"{name}.ipynb": (student / f"{name}.ipynb").read_text()}
     for p in (student / "tests").glob("*.py"):
         texts[f"tests/{p.name}"] = p.read_text()
-        assert "'hidden': True" not in texts[f"tests/{p.name}"], f"hidden check in {p.name}"
+        assert "hidden=True" not in texts[f"tests/{p.name}"], f"hidden check in {p.name}"
+        assert "hidden=False" in texts[f"tests/{p.name}"], "unexpected test file format"
     nb = json.loads(texts[f"{name}.ipynb"])
     for cell in nb["cells"]:
         assert not cell.get("outputs"), "the student notebook ships without outputs"
