@@ -172,10 +172,11 @@ def test_layout(built, name):
     setup = "".join(code_cells(ASSIGNMENTS / f"{name}.ipynb")[1]["source"])
     assert f"--branch {build.PUBLISH_BRANCH} {REPO_URL} " in setup
     assert f'notebook = "{name}.ipynb"' in setup and "otter.Notebook(" in setup
-    # the first code cell installs toymodel as lesson 01's does
-    lesson = code_cells(ROOT / "notebooks" / "01_worked_example.ipynb")[0]
+    # the first code cell installs toymodel as every lesson's does (toymodel._repo's template)
+    from toymodel._repo import install_cell
+
     first = code_cells(ASSIGNMENTS / f"{name}.ipynb")[0]
-    assert "".join(first["source"]) == "".join(lesson["source"])
+    assert "".join(first["source"]) == install_cell()
 
 
 @pytest.fixture(scope="module")
