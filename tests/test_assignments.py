@@ -469,3 +469,72 @@ def test_messages_name_the_entry_not_the_answer():
         grading.check_array(3 * expected, expected, "M")
     with pytest.raises(grading.CheckFailed, match="NaN"):
         grading.check_array(expected * np.nan, expected, "M")
+
+
+def test_pattern_check_names_each_mistake():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4, 4)) * 3
+    d = 4
+    right = grading.reference_pattern(scores, d)
+    grading.check_pattern(right, scores, d)
+
+    def softmax(s, axis=-1):
+        e = np.exp(s - s.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    future = np.triu(np.ones((4, 4), bool), 1)
+    cases = {
+        "no causal mask": softmax(scores / 2),
+        "1/sqrt(d_head)": softmax(np.where(future, -np.inf, scores)),
+        "wrong side": softmax(np.where(future.T, -np.inf, scores / 2)),
+        "wrong axis": softmax(np.where(future, -np.inf, scores / 2), axis=0),
+        "neither": softmax(scores),
+    }
+    for phrase, wrong in cases.items():
+        with pytest.raises(grading.CheckFailed, match=re.escape(phrase)):
+            grading.check_pattern(wrong, scores, d)
+    with pytest.raises(grading.CheckFailed, match="future positions"):
+        grading.check_pattern(right + np.triu(np.full((4, 4), 0.01), 1), scores, d)
+
+
+def test_circuit_checks_catch_transposes_and_accept_tensors():
+    import torch
+
+    h = grading.random_head(seed=3, d_model=5, d_head=3)
+    grading.check_ov_circuit(torch.tensor(h.W_V @ h.W_O, requires_grad=True), h.W_V, h.W_O)
+    with pytest.raises(grading.CheckFailed, match="transpose"):
+        grading.check_ov_circuit((h.W_V @ h.W_O).T, h.W_V, h.W_O)
+    W_E, W_U = np.eye(5)[:4] + 0.1, np.arange(20.0).reshape(5, 4) / 10
+    full_ov = W_E @ h.W_V @ h.W_O @ W_U
+    grading.check_full_ov(full_ov, W_E, h.W_V, h.W_O, W_U)
+    with pytest.raises(grading.CheckFailed, match="transposed"):
+        grading.check_full_ov(full_ov.T, W_E, h.W_V, h.W_O, W_U)
+    full_qk = W_E @ h.W_Q @ h.W_K.T @ W_E.T
+    with pytest.raises(grading.CheckFailed, match="transposed"):
+        grading.check_full_qk(full_qk.T, W_E, h.W_Q, h.W_K)
+
+
+def test_function_and_value_checks():
+    h = grading.random_head(seed=4)
+    with pytest.raises(grading.CheckFailed, match=r"qk\(\[6, 3\], \[6, 3\]\) raised ValueError"):
+        grading.check_function(lambda a, b: a @ b, "qk", [(h.W_Q, h.W_K)],
+                               grading.check_qk_circuit)
+    with pytest.raises(grading.CheckFailed, match="should be a function"):
+        grading.check_function(..., "qk", [], grading.check_qk_circuit)
+    grading.check_value(np.int64(3), 3, "winner")
+    with pytest.raises(grading.CheckFailed, match="not right: because"):
+        grading.check_value(4, 3, "winner", wrong={4: "because"})
+    with pytest.raises(grading.CheckFailed, match="not right"):
+        grading.check_value(True, 1, "sign")
+    grading.check_close(0.5 + 1e-9, 0.5, "x")
+    with pytest.raises(grading.CheckFailed, match="single number"):
+        grading.check_close([0.5, 0.5], 0.5, "x")
+
+
+def test_preview_and_summary_tolerate_blanks(capsys):
+    grading.preview(...)
+    grading.preview(np.arange(12.0).reshape(3, 4), rows=2, cols=2)
+    text = grading.summary({"a": lambda: ..., "b": 0.25, "c": lambda: 1 / 0, "d": np.ones(2)})
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "[[0. 1.]\n [4. 5.]]" in out
+    assert text.splitlines()[1].endswith("0.2500") and "not answered yet" in text.splitlines()[2]
