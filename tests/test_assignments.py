@@ -538,3 +538,24 @@ def test_preview_and_summary_tolerate_blanks(capsys):
     out = capsys.readouterr().out
     assert "not answered yet" in out and "[[0. 1.]\n [4. 5.]]" in out
     assert text.splitlines()[1].endswith("0.2500") and "not answered yet" in text.splitlines()[2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_markdown_follows_the_book_rules(name):
+    """The lessons' rules hold in the assignments' markdown too: no number typed by hand (they
+    come from code), nothing Colab cannot render, and every hint folds away."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_book import colab_unrenderable, decimals_in_math, hand_typed_numbers
+
+    cells = json.loads((ASSIGNMENTS / f"{name}.ipynb").read_text())["cells"]
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        assert not hand_typed_numbers(text) and not decimals_in_math(text), text
+        assert not colab_unrenderable(text), text
+        assert text.count("<details>") == text.count("</details>")
+    prompts = ["".join(c["source"]) for c in cells
+               if c["cell_type"] == "markdown" and "*Learning goal:*" in "".join(c["source"])]
+    assert prompts and all("<summary>Hint</summary>" in p and "*Difficulty:*" in p
+                           and "*Estimated time:*" in p for p in prompts)
