@@ -73,7 +73,7 @@ browser-deps:
 	  fi; }
 
 # The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
-book-nosolutions: $(STAMP)
+book-nosolutions: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
