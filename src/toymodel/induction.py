@@ -56,6 +56,7 @@ __all__ = [
     "train_induction",
     "repeated_tokens",
     "induction_accuracy",
+    "second_copy_accuracy",
     "HeadScores",
     "head_scores",
     "weight_detectors",
@@ -237,9 +238,21 @@ def induction_accuracy(model: AttentionOnlyTransformer, n: int = 2000, seed: int
         tokens: optional ``[batch, 1 + 2 L]`` sequences to use instead.
     """
     tokens = repeated_tokens(n, seed=seed) if tokens is None else tokens
+    return second_copy_accuracy(model(tokens, hooks=hooks), tokens)
+
+
+def second_copy_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> float:
+    """Top-1 accuracy of ``logits [batch, 1 + 2 L, d_vocab]`` on the second copy of ``BOS, r, r``.
+
+    Scores the predictions at positions ``L + 1 .. 2 L - 1`` (of the tokens at ``L + 2 .. 2 L``):
+    every position of the second copy that has a next token.
+    """
+    if tokens.ndim != 2 or logits.shape[:2] != tokens.shape or tokens.shape[1] % 2 == 0:
+        raise ValueError(f"need logits [batch, 1 + 2 L, d_vocab] and tokens [batch, 1 + 2 L], "
+                         f"got {list(logits.shape)} and {list(tokens.shape)}")
     L = (tokens.shape[1] - 1) // 2
-    logits = model(tokens, hooks=hooks)[:, L + 1:2 * L].argmax(-1).cpu()
-    return float((logits == tokens[:, L + 2:]).double().mean())
+    pred = logits[:, L + 1:2 * L].argmax(-1).cpu()
+    return float((pred == tokens[:, L + 2:].cpu()).double().mean())
 
 
 @dataclass
