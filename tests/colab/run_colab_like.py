@@ -23,6 +23,7 @@ is one, and the run stops if the torch it got is not a CPU build.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import hashlib
 import json
@@ -187,8 +188,19 @@ def main(argv=None) -> int:
                         default=sorted((ROOT / "notebooks").glob("*.ipynb")))
     parser.add_argument("--variants", default="BA", help="which variants to run (default BA)")
     args = parser.parse_args(argv)
-    start = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
+    # one run at a time per cache: runs share the environment and uninstall packages in it
+    with open(WORK / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another run using {WORK}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run(args)
+
+
+def _run(args) -> int:
+    start = time.monotonic()
     wheel = build_wheel()
     log(f"built {wheel.name} in {time.monotonic() - start:.0f} s")
     venv = runtime_venv()
