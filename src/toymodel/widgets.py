@@ -144,8 +144,8 @@ class WorkedExampleExplorer(_Explorer):
             value=default.default_scale, min=0.0, max=2.0, step=0.05, continuous_update=False,
             description="score scale", readout_format=".2f", style={"description_width": "initial"},
         )
-        self.causal = W.Checkbox(value=False, description="causal mask")
-        self.reset = W.Button(description="back to the lesson's values")
+        self.causal = W.Checkbox(value=False, description="causal mask", indent=False)
+        self.reset = W.Button(description="reset", tooltip="back to the lesson's values")
         self.reset.on_click(lambda _: self.restore())
         self._default = default
         rows = [W.HBox([W.Label(name, layout=W.Layout(width="40px"))] + boxes)
@@ -228,8 +228,8 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
 class HeadExplorer(_Explorer):
     """Explorer of lesson 02: a list of numbers through the trained model or an edited copy.
 
-    Controls: ``.numbers`` (``Text``: type the list), ``.examples`` (``Dropdown``: pick one of the
-    lesson's lists), ``.variant`` (``Dropdown`` over :data:`toymodel.explore.VARIANTS`).
+    Controls: ``.numbers`` (``Text``: type the list, then Enter), ``.examples`` (``Dropdown``:
+    pick one of the lesson's lists), ``.variant`` (``Dropdown``, :data:`toymodel.explore.VARIANTS`).
     """
 
     def __init__(self, task_name: str = "max"):
@@ -238,9 +238,10 @@ class HeadExplorer(_Explorer):
         lists = explore.example_lists(task_name=task_name)
         self.numbers = W.Text(value=", ".join(map(str, lists[0])), description="numbers",
                               continuous_update=False, layout=W.Layout(width="320px"))
-        self.examples = W.Dropdown(options=[("pick a list", None)]
-                                   + [(", ".join(map(str, x)), tuple(x)) for x in lists],
-                                   value=None, description="or pick")
+        self.examples = W.Dropdown(options=[("the lesson's lists", "")]
+                                   + [(", ".join(map(str, x)), ", ".join(map(str, x)))
+                                      for x in lists],
+                                   value="", description="or pick")
         self.examples.observe(self._picked, names="value")
         self.variant = W.Dropdown(options=list(explore.VARIANTS), value="trained",
                                   description="model")
@@ -252,8 +253,8 @@ class HeadExplorer(_Explorer):
                     [W.HBox([self.numbers, help_]), W.HBox([self.examples, self.variant])])
 
     def _picked(self, change):
-        if change["new"] is not None:
-            self.numbers.value = ", ".join(map(str, change["new"]))
+        if change["new"]:
+            self.numbers.value = change["new"]
 
     def compute(self):
         view = explore.head_view(self.numbers.value, self.variant.value, self.task_name)
