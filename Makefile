@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: book test lint unit notebooks strict-book browser browser-deps figures clean
+.PHONY: book test lint unit notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ book: $(STAMP) $(NODE_STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book unit browser
+test: $(TEST_STAMP) lint strict-book assignments colab unit browser
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -46,6 +46,16 @@ strict-book: $(STAMP) $(NODE_STAMP)
 	rm -rf _build
 	$(BUILD)
 
+# Every lesson as Colab runs it: a wheel of the checkout installed by the lesson's own first
+# cell into a runtime-like environment (ipywidgets 7.7.1; cached in ~/.cache/toymodel-colab),
+# with and without safetensors/tqdm preinstalled; checked outputs compared with the commit.
+colab: $(STAMP)
+	$(BIN)/python tests/colab/run_colab_like.py
+
+# Course assignments: student and autograder versions of assignments/*.ipynb (otter assign,
+# offline) in _build/assignments; never publish the autograder folders.
+assignments: $(TEST_STAMP)
+	$(BIN)/python assignments/build.py --out _build/assignments
 # Every built page in Chromium with the network blocked (needs the build of strict-book or book);
 # screenshots go to _build/screenshots/.
 browser: $(TEST_STAMP) browser-deps
@@ -61,6 +71,10 @@ browser-deps:
 	         "(no apt-get, or not root and no sudo). Install Chromium, or set CHROMIUM=/path/to/chromium."; \
 	    exit 1; \
 	  fi; }
+
+# The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
+book-nosolutions: $(STAMP)
+	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures

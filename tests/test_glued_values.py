@@ -15,7 +15,7 @@ import torch
 import toymodel
 from toymodel import experiments
 from toymodel.tasks import get_task
-from toymodel.train import EVAL_SEED, LESSON_CONFIGS, evaluate
+from toymodel.train import EVAL_SEED, LESSON_CONFIGS, evaluate, held_out
 from toymodel.worked_example import format_vector, rounded_output, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,9 @@ def test_model_measurements(m):
 
 def test_model_experiments(m):
     model, task = toymodel.load_pretrained("max"), get_task("max")
-    tokens, targets = task.make_batch(m["m_n_test"], generator=EVAL_SEED)
+    data = held_out(task, n=m["m_n_test"], seed=EVAL_SEED)
+    tokens, targets = data.tokens, data.targets
+    assert (m["m_n_drawn"], m["m_n_seen"]) == (data.n_drawn, data.n_seen)
     perm = experiments.random_permutation(task.n_numbers, seed=0)
     follow = experiments.agreement(experiments.permute_outputs(model, perm), tokens, perm[targets])
     assert m["m_perm_follow"] == pytest.approx(follow, abs=1e-12) and follow >= 0.95
@@ -98,3 +100,14 @@ def test_model_experiments(m):
         model64 = model.double()
         err = (model64.decompose(tokens[:256]).logits - model64(tokens[:256])).abs().max()
     assert float(err) < 1e-5
+
+
+def test_model_ov_truncation(m):
+    model, task = toymodel.load_pretrained("max"), get_task("max")
+    data = held_out(task, n=m["m_n_test"], seed=EVAL_SEED)
+    sweep = experiments.ov_rank_sweep(model, task, data.tokens, data.targets)
+    gap = max(abs(p.accuracy - p.ov_top1) for p in sweep)
+    assert m["m_rank_gap"] == pytest.approx(gap, abs=1e-12) and gap < 0.1
+    assert m["m_rank_table_exact"] == min(p.rank for p in sweep if p.ov_top1 == 1.0)
+    assert m["m_rank_model_right"] == min(p.rank for p in sweep if p.accuracy >= 0.99)
+    assert m["m_rank_table_exact"] < m["m_d_head"]

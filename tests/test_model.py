@@ -24,12 +24,15 @@ def test_parameter_names_and_shapes(model):
     assert shapes == {
         "W_E": [11, 8],
         "W_pos": [6, 8],
-        "W_Q": [2, 8, 4],
-        "W_K": [2, 8, 4],
-        "W_V": [2, 8, 4],
-        "W_O": [2, 4, 8],
+        "blocks.0.attn.W_Q": [2, 8, 4],
+        "blocks.0.attn.W_K": [2, 8, 4],
+        "blocks.0.attn.W_V": [2, 8, 4],
+        "blocks.0.attn.W_O": [2, 4, 8],
         "W_U": [8, 11],
     }
+    # the one-layer shortcuts are the layer's own parameters (editable in place)
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        assert getattr(model, name) is getattr(model.blocks[0].attn, name)
 
 
 def test_output_shapes(model):

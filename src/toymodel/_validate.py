@@ -7,9 +7,11 @@ was actually passed, instead of a bare numpy or torch traceback deep inside a ma
 
 Shapes are written as space-separated dimension names, for example ``"d_model d_head"``.
 A name ending in ``?`` is an optional leading dimension (``"n_heads? d_model d_head"`` accepts
-one head ``[d_model, d_head]`` or all heads ``[n_heads, d_model, d_head]``). A :class:`Shapes`
-object remembers the size each name got, so two arguments that must agree (``W_Q`` and ``W_K``
-share ``d_model`` and ``d_head``) are checked against each other.
+one head ``[d_model, d_head]`` or all heads ``[n_heads, d_model, d_head]``); several optional
+names are filled from the right (``"n_layers? n_heads? d_model d_head"`` also accepts
+``[n_layers, n_heads, d_model, d_head]``). A leading ``...`` accepts any leading dimensions.
+A :class:`Shapes` object remembers the size each name got, so two arguments that must agree
+(``W_Q`` and ``W_K`` share ``d_model`` and ``d_head``) are checked against each other.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def to_array(x, name: str):
             raise TypeError(f"{name} must be a real-valued tensor, got {_describe(x)}")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
-        if not bool(torch.isfinite(x).all()):
+        if not _all_finite(x):
             raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
         return x
     if isinstance(x, (list, tuple)) or isinstance(x, numbers.Number):
@@ -59,9 +61,30 @@ def to_array(x, name: str):
             f"{name} must hold real numbers (float, int or bool), got dtype {x.dtype}"
         )
     x = x.astype(np.float64) if x.dtype.kind != "f" else x
-    if not np.all(np.isfinite(x)):
+    if not _all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
     return x
+
+
+def _all_finite(x) -> bool:
+    """True when every entry is finite, in one cheap pass for large inputs.
+
+    NaN and infinities propagate through a sum, so a finite sum proves every entry is finite;
+    only when the sum is not finite (a bad entry, or an overflow) are the entries checked one by
+    one. A sum is a single read of the data with no temporary array (``isfinite(x).all()`` writes
+    a boolean array as large as ``x`` first), which keeps the check a small fraction of a
+    GPT-2-sized call.
+    """
+    if is_torch(x):
+        with torch.no_grad():
+            if x.numel() > 4096 and bool(torch.isfinite(x.sum())):
+                return True
+            return bool(torch.isfinite(x).all())
+    if x.size > 4096:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(x.sum()):
+                return True
+    return bool(np.all(np.isfinite(x)))
 
 
 class Shapes:
@@ -93,40 +116,62 @@ class Shapes:
                 "torch tensors"
             )
         names = dims.split()
+        if names[0] == "...":  # any number of leading (batch) dimensions, not checked
+            names = names[1:]
+            if x.ndim < len(names):
+                raise ValueError(
+                    f"{name} must have shape [..., {', '.join(names)}], got a rank-{x.ndim} "
+                    f"input of shape {list(x.shape)}"
+                )
+            shape = list(x.shape[x.ndim - len(names):])
+            self._bind(name, names, shape, list(x.shape))
+            return x
         optional = [n for n in names if n.endswith("?")]
         required = [n for n in names if not n.endswith("?")]
-        if x.ndim == len(required):
-            used = required
-        elif optional and x.ndim == len(required) + len(optional):
-            used = [n.rstrip("?") for n in names]
+        n_opt = x.ndim - len(required)
+        if 0 <= n_opt <= len(optional):
+            # optional leading dimensions are filled from the right: with "n_layers? n_heads?",
+            # a rank-3 input is [n_heads, ...] and a rank-4 one [n_layers, n_heads, ...]
+            used = [n.rstrip("?") for n in optional[len(optional) - n_opt:]] + required
         else:
             raise ValueError(
                 f"{name} must have shape {self._expected(names)}, got a rank-{x.ndim} input of "
                 f"shape {list(x.shape)}"
             )
-        for dim, size in zip(used, x.shape, strict=True):
+        self._bind(name, used, list(x.shape), list(x.shape))
+        return x
+
+    def _bind(self, name, used, shape, full_shape):
+        x_shape = full_shape
+        for dim, size in zip(used, shape, strict=True):
             if dim.isdigit():
                 if size != int(dim):
                     raise ValueError(
-                        f"{name} must have shape {self._expected(used)}, got shape {list(x.shape)}"
+                        f"{name} must have shape {self._expected(used)}, got shape {x_shape}"
                     )
                 continue
             if size == 0:
-                raise ValueError(f"{name} has an empty dimension {dim}: got shape {list(x.shape)}")
+                raise ValueError(f"{name} has an empty dimension {dim}: got shape {x_shape}")
             if dim in self.sizes and self.sizes[dim] != size:
                 raise ValueError(
                     f"{name} must have shape {self._expected(used)} = "
-                    f"{[self.sizes.get(d, '?') for d in used]}, got shape {list(x.shape)} "
+                    f"{[self.sizes.get(d, '?') for d in used]}, got shape {x_shape} "
                     f"({dim} is {self.sizes[dim]} from {self.source[dim]})"
                 )
             self.sizes.setdefault(dim, size)
             self.source.setdefault(dim, name)
-        return x
 
     def _expected(self, names) -> str:
-        return "[" + ", ".join(n.rstrip("?") for n in names) + "]" + (
-            " (leading dimension optional)" if any(n.endswith("?") for n in names) else ""
-        )
+        optional = [n.rstrip("?") for n in names if n.endswith("?")]
+        required = [n for n in names if not n.endswith("?")]
+        if not optional:
+            return "[" + ", ".join(required) + "]"
+        if len(optional) == 1:
+            return "[" + ", ".join(optional + required) + "] (leading dimension optional)"
+        shapes = ["[" + ", ".join(optional[i:] + required) + "]" for i in range(len(optional) + 1)]
+        first = shapes[-2]  # one optional dimension, e.g. [n_heads, d_model, d_head]
+        others = " or ".join(x for x in shapes[::-1] if x != first)
+        return f"{first} (leading dimensions optional: also {others})"
 
 
 def check_positive_int(value, name: str) -> int:

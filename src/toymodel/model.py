@@ -1,17 +1,25 @@
-"""A one-layer, attention-only transformer, small enough to read in one sitting.
+"""An attention-only transformer with one or more layers, small enough to read in one sitting.
 
-The residual stream of a token at position ``p`` starts as ``W_E[token] + W_pos[p]``. One layer of
-``n_heads`` attention heads adds its outputs, and the unembedding reads the logits off the result.
-There is no LayerNorm, no MLP and no bias, so everything the model computes is a sum of products of
-its weight matrices (the closed form of :meth:`AttentionOnlyTransformer.decompose`).
+The residual stream of a token at position ``p`` starts as ``W_E[token] + W_pos[p]``. Each of
+``n_layers`` layers of ``n_heads`` attention heads reads the stream and adds its heads' outputs to
+it, and the unembedding reads the logits off the result. There is no LayerNorm, no MLP and no
+bias, so everything the model computes is a sum of products of its weight matrices (the closed
+form of :meth:`AttentionOnlyTransformer.decompose` for one layer; the path expansion of
+:mod:`toymodel.composition` for two).
 
 Parameter names and shapes follow TransformerLens (row-vector convention, ``x @ W``):
 
 * ``W_E``   ``[d_vocab, d_model]``           token embedding
 * ``W_pos`` ``[n_ctx, d_model]``             learned positional embedding
-* ``W_Q``, ``W_K``, ``W_V`` ``[n_heads, d_model, d_head]``
-* ``W_O``   ``[n_heads, d_head, d_model]``
+* ``blocks[l].attn.W_Q``, ``.W_K``, ``.W_V`` ``[n_heads, d_model, d_head]`` (layer ``l``)
+* ``blocks[l].attn.W_O``  ``[n_heads, d_head, d_model]``
 * ``W_U``   ``[d_model, d_vocab]``           unembedding
+
+Shortcuts, as in TransformerLens: ``model.W_Q`` (and ``W_K``, ``W_V``, ``W_O``, ``W_QK``, ``W_OV``)
+stacks every layer, ``[n_layers, n_heads, ...]``. A one-layer model drops the layer axis, so
+``model.W_Q`` is the layer's own parameter ``[n_heads, d_model, d_head]`` (and can be edited in
+place), as the one-layer lessons use it; likewise :meth:`~AttentionOnlyTransformer.run_with_pattern`
+returns ``[batch, head, dest, src]`` for one layer and ``[batch, layer, head, dest, src]`` for more.
 
 Shape names used below: ``batch``, ``pos`` (sequence length, at most ``n_ctx``), ``head``,
 ``dest``/``src`` (destination and source positions of an attention pattern).
@@ -27,7 +35,7 @@ from torch import nn
 
 from ._validate import check_positive_int
 
-__all__ = ["ModelConfig", "AttentionOnlyTransformer", "Decomposition"]
+__all__ = ["ModelConfig", "AttentionOnlyTransformer", "Attention", "Block", "Decomposition"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,10 @@ class ModelConfig:
     n_heads: int = 1
     n_ctx: int = 8
     seed: int = 0
+    n_layers: int = 1
 
     def __post_init__(self):
-        for name in ("d_vocab", "d_model", "d_head", "n_heads", "n_ctx"):
+        for name in ("d_vocab", "d_model", "d_head", "n_heads", "n_ctx", "n_layers"):
             check_positive_int(getattr(self, name), name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
@@ -52,7 +61,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        """Build a config from a dict, rejecting unknown or missing keys with a ``ValueError``."""
+        """Build a config from a dict, rejecting unknown or missing keys with a ``ValueError``.
+
+        ``n_layers`` may be absent (the one-layer checkpoints predate it); it then defaults to 1.
+        """
         if not isinstance(d, dict):
             raise TypeError(f"a model config must be a dict, got {type(d).__name__}")
         fields = set(cls.__dataclass_fields__)
@@ -69,7 +81,7 @@ class ModelConfig:
 
 @dataclass
 class Decomposition:
-    """The closed form of one forward pass, every part a plain tensor.
+    """The closed form of one forward pass of a one-layer model, every part a plain tensor.
 
     Attributes:
         embed: ``W_E[tokens] + W_pos[:pos]`` ``[batch, pos, d_model]``.
@@ -97,8 +109,85 @@ class Decomposition:
         return self.direct_logits + self.head_logits.sum(1)
 
 
+def causal_softmax(scores: torch.Tensor, d_head: int) -> torch.Tensor:
+    """Attention pattern from raw scores ``[..., dest, src]``: mask the future, scale, softmax.
+
+    Future sources (``src > dest``) get ``-inf`` before the softmax, then every score is divided
+    by ``sqrt(d_head)``; each row of the result sums to one over the sources it may see.
+    """
+    n = scores.shape[-1]
+    future = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+    scores = scores.masked_fill(future, float("-inf")) / math.sqrt(d_head)
+    return torch.softmax(scores, dim=-1)
+
+
+def _apply_hook(hook, value: torch.Tensor, what: str) -> torch.Tensor:
+    if hook is None:
+        return value
+    new = hook(value)
+    if not isinstance(new, torch.Tensor) or new.shape != value.shape:
+        raise ValueError(f"{what} must return a tensor of shape {list(value.shape)}")
+    return new
+
+
+class Attention(nn.Module):
+    """One layer of ``n_heads`` causal attention heads (TransformerLens names and shapes).
+
+    Parameters: ``W_Q, W_K, W_V [n_heads, d_model, d_head]`` and ``W_O [n_heads, d_head,
+    d_model]``, set by the model that owns the layer.
+    """
+
+    def __init__(self, W_Q, W_K, W_V, W_O):
+        super().__init__()
+        self.W_Q, self.W_K, self.W_V, self.W_O = (nn.Parameter(w) for w in (W_Q, W_K, W_V, W_O))
+
+    @property
+    def W_QK(self) -> torch.Tensor:
+        """``W_Q @ W_K^T`` ``[head, d_model, d_model]``."""
+        return self.W_Q @ self.W_K.transpose(-1, -2)
+
+    @property
+    def W_OV(self) -> torch.Tensor:
+        """``W_V @ W_O`` ``[head, d_model, d_model]``."""
+        return self.W_V @ self.W_O
+
+    def forward(self, x, score_hook=None, z_hook=None, cache=None, prefix="attn"):
+        """What the layer adds to the residual stream ``x [batch, pos, d_model]``.
+
+        Args:
+            x: residual stream ``[batch, pos, d_model]``.
+            score_hook: optional function of the raw scores ``[batch, head, dest, src]`` (before
+                the mask and the ``1/sqrt(d_head)`` scale) that returns edited scores.
+            z_hook: optional function of the heads' mixed values ``z = pattern @ (x W_V)``
+                ``[batch, head, pos, d_head]`` that returns edited ones (zeroing ``z[:, h]``
+                removes head ``h``'s output, since it writes ``z[:, h] @ W_O[h]``).
+            cache: optional dict; ``prefix + ".hook_pattern"`` and ``".hook_z"`` are stored in it.
+
+        Returns:
+            ``(out [batch, pos, d_model], pattern [batch, head, dest, src])``.
+        """
+        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q)  # [batch, head, pos, d_head]
+        k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
+        v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
+        scores = _apply_hook(score_hook, q @ k.transpose(-1, -2), "score_hook")
+        pattern = causal_softmax(scores, self.W_Q.shape[-1])  # [batch, head, dest, src]
+        z = _apply_hook(z_hook, pattern @ v, "z_hook")  # [batch, head, pos, d_head]
+        if cache is not None:
+            cache[f"{prefix}.hook_pattern"] = pattern
+            cache[f"{prefix}.hook_z"] = z
+        return torch.einsum("bhpe,hed->bpd", z, self.W_O), pattern
+
+
+class Block(nn.Module):
+    """A residual block with attention only: ``x + attn(x)``."""
+
+    def __init__(self, attn: Attention):
+        super().__init__()
+        self.attn = attn
+
+
 class AttentionOnlyTransformer(nn.Module):
-    """One attention layer between an embedding and an unembedding; causal; no LayerNorm or MLP."""
+    """Attention layers between an embedding and an unembedding; causal; no LayerNorm or MLP."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -109,15 +198,63 @@ class AttentionOnlyTransformer(nn.Module):
         V, D, H, Dh, C = cfg.d_vocab, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.n_ctx
 
         def init(*shape, fan_in):
-            return nn.Parameter(torch.randn(*shape, generator=g) / math.sqrt(fan_in))
+            return torch.randn(*shape, generator=g) / math.sqrt(fan_in)
 
-        self.W_E = init(V, D, fan_in=D)
-        self.W_pos = init(C, D, fan_in=D)
-        self.W_Q = init(H, D, Dh, fan_in=D)
-        self.W_K = init(H, D, Dh, fan_in=D)
-        self.W_V = init(H, D, Dh, fan_in=D)
-        self.W_O = init(H, Dh, D, fan_in=Dh * H)
-        self.W_U = init(D, V, fan_in=D)
+        # Drawn in this order (embeddings, then each layer's Q, K, V, O, then W_U), so a one-layer
+        # config gets exactly the weights it got before the model had more than one layer.
+        self.W_E = nn.Parameter(init(V, D, fan_in=D))
+        self.W_pos = nn.Parameter(init(C, D, fan_in=D))
+        self.blocks = nn.ModuleList(
+            Block(
+                Attention(
+                    init(H, D, Dh, fan_in=D),
+                    init(H, D, Dh, fan_in=D),
+                    init(H, D, Dh, fan_in=D),
+                    init(H, Dh, D, fan_in=Dh * H),
+                )
+            )
+            for _ in range(cfg.n_layers)
+        )
+        self.W_U = nn.Parameter(init(D, V, fan_in=D))
+
+    # ---------------------------------------------------------------------------------------
+    # weights of every layer at once
+    # ---------------------------------------------------------------------------------------
+
+    def _stacked(self, name: str) -> torch.Tensor:
+        if self.cfg.n_layers == 1:
+            return getattr(self.blocks[0].attn, name)
+        return torch.stack([getattr(b.attn, name) for b in self.blocks])
+
+    @property
+    def W_Q(self) -> torch.Tensor:
+        """Query weights ``[head, d_model, d_head]`` (one layer) or ``[layer, head, ...]``."""
+        return self._stacked("W_Q")
+
+    @property
+    def W_K(self) -> torch.Tensor:
+        """Key weights ``[head, d_model, d_head]`` (one layer) or ``[layer, head, ...]``."""
+        return self._stacked("W_K")
+
+    @property
+    def W_V(self) -> torch.Tensor:
+        """Value weights ``[head, d_model, d_head]`` (one layer) or ``[layer, head, ...]``."""
+        return self._stacked("W_V")
+
+    @property
+    def W_O(self) -> torch.Tensor:
+        """Output weights ``[head, d_head, d_model]`` (one layer) or ``[layer, head, ...]``."""
+        return self._stacked("W_O")
+
+    @property
+    def W_QK(self) -> torch.Tensor:
+        """``W_Q @ W_K^T`` ``[head, d_model, d_model]`` (one layer) or ``[layer, head, ...]``."""
+        return self.W_Q @ self.W_K.transpose(-1, -2)
+
+    @property
+    def W_OV(self) -> torch.Tensor:
+        """``W_V @ W_O`` ``[head, d_model, d_model]`` (one layer) or ``[layer, head, ...]``."""
+        return self.W_V @ self.W_O
 
     # ---------------------------------------------------------------------------------------
     # the standard computation
@@ -162,60 +299,92 @@ class AttentionOnlyTransformer(nn.Module):
         ``score_hook``, if given, maps the raw scores to new scores of the same shape first (an
         experiment may set some to ``-inf`` to forbid those sources).
         """
-        if score_hook is not None:
-            new = score_hook(scores)
-            if not isinstance(new, torch.Tensor) or new.shape != scores.shape:
-                raise ValueError(f"score_hook must return a tensor of shape {list(scores.shape)}")
-            scores = new
-        n = scores.shape[-1]
-        future = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-        scores = scores.masked_fill(future, float("-inf")) / math.sqrt(self.cfg.d_head)
-        return torch.softmax(scores, dim=-1)
+        return causal_softmax(_apply_hook(score_hook, scores, "score_hook"), self.cfg.d_head)
 
-    def run_with_pattern(self, tokens, score_hook=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_with_cache(self, tokens, score_hook=None, hooks=None) -> tuple[torch.Tensor, dict]:
+        """Forward pass that also returns the intermediate tensors, by TransformerLens name.
+
+        Args:
+            tokens: integer ids ``[batch, pos]`` with ``pos <= n_ctx``.
+            score_hook: optional function of the raw scores ``[batch, head, dest, src]`` applied
+                in every layer (see :meth:`_softmax`).
+            hooks: optional ``{name: function}`` for single layers, with names
+                ``"blocks.{l}.attn.hook_attn_scores"`` (raw scores, applied after ``score_hook``)
+                and ``"blocks.{l}.attn.hook_z"`` (``[batch, head, pos, d_head]``; TransformerLens
+                puts ``pos`` before ``head``). Each function returns a tensor of the same shape.
+
+        Returns:
+            ``(logits [batch, pos, d_vocab], cache)`` with ``cache["blocks.{l}.hook_resid_pre"]``
+            ``[batch, pos, d_model]``, ``"blocks.{l}.attn.hook_pattern"`` ``[batch, head, dest,
+            src]``, ``"blocks.{l}.attn.hook_z"`` and ``"hook_resid_final"``.
+        """
+        cache: dict = {}
+        logits = self._run(tokens, score_hook, hooks, cache)[0]
+        return logits, cache
+
+    def _run(self, tokens, score_hook=None, hooks=None, cache=None):
+        hooks = dict(hooks or {})
+        names = {f"blocks.{i}.attn.hook_{s}" for i in range(self.cfg.n_layers)
+                 for s in ("attn_scores", "z")}
+        unknown = sorted(set(hooks) - names)
+        if unknown:
+            raise ValueError(f"unknown hook names {unknown}; expected some of {sorted(names)}")
+        x = self.embed(tokens)  # [batch, pos, d_model]
+        patterns = []
+        for layer, block in enumerate(self.blocks):
+            prefix = f"blocks.{layer}"
+            if cache is not None:
+                cache[f"{prefix}.hook_resid_pre"] = x
+            own = hooks.get(f"{prefix}.attn.hook_attn_scores")
+            scores_hook = score_hook if own is None else (
+                own if score_hook is None else (lambda s, a=score_hook, b=own: b(a(s))))
+            out, pattern = block.attn(x, scores_hook, hooks.get(f"{prefix}.attn.hook_z"),
+                                      cache, f"{prefix}.attn")
+            x = x + out
+            patterns.append(pattern)
+        if cache is not None:
+            cache["hook_resid_final"] = x
+        return x @ self.W_U, patterns
+
+    def run_with_pattern(self, tokens, score_hook=None, hooks=None):
         """Forward pass that also returns the attention pattern.
 
         Args:
             tokens: integer ids ``[batch, pos]`` with ``pos <= n_ctx``.
             score_hook: optional function of the raw scores ``[batch, head, dest, src]`` that
-                returns edited scores (see :meth:`_softmax`); None for the plain model.
+                returns edited scores (see :meth:`_softmax`), applied in every layer; None for
+                the plain model.
+            hooks: optional per-layer hooks, as in :meth:`run_with_cache`.
 
         Returns:
-            ``(logits [batch, pos, d_vocab], pattern [batch, head, dest, src])``.
+            ``(logits [batch, pos, d_vocab], pattern)``, the pattern ``[batch, head, dest, src]``
+            for a one-layer model and ``[batch, layer, head, dest, src]`` otherwise.
         """
-        x = self.embed(tokens)  # [batch, pos, d_model]
-        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q)  # [batch, head, pos, d_head]
-        k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
-        v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
-        pattern = self._softmax(q @ k.transpose(-1, -2), score_hook)  # [batch, head, dest, src]
-        z = pattern @ v  # [batch, head, pos, d_head]
-        resid = x + torch.einsum("bhpe,hed->bpd", z, self.W_O)
-        return resid @ self.W_U, pattern
+        logits, patterns = self._run(tokens, score_hook, hooks)
+        if self.cfg.n_layers == 1:
+            return logits, patterns[0]
+        return logits, torch.stack(patterns, dim=1)
 
-    def forward(self, tokens, score_hook=None) -> torch.Tensor:
+    def forward(self, tokens, score_hook=None, hooks=None) -> torch.Tensor:
         """Logits ``[batch, pos, d_vocab]`` for integer tokens ``[batch, pos]``."""
-        return self.run_with_pattern(tokens, score_hook)[0]
+        return self._run(tokens, score_hook, hooks)[0]
 
     # ---------------------------------------------------------------------------------------
-    # the closed form, built from the circuits W_QK = W_Q W_K^T and W_OV = W_V W_O
+    # the closed form of a one-layer model, built from W_QK = W_Q W_K^T and W_OV = W_V W_O
     # ---------------------------------------------------------------------------------------
-
-    @property
-    def W_QK(self) -> torch.Tensor:
-        """``W_Q @ W_K^T`` ``[head, d_model, d_model]``."""
-        return self.W_Q @ self.W_K.transpose(-1, -2)
-
-    @property
-    def W_OV(self) -> torch.Tensor:
-        """``W_V @ W_O`` ``[head, d_model, d_model]``."""
-        return self.W_V @ self.W_O
 
     def decompose(self, tokens, score_hook=None) -> Decomposition:
-        """The forward pass rewritten as a sum of paths (see :class:`Decomposition`).
+        """The forward pass of a one-layer model rewritten as a sum of paths.
 
         The pattern comes from ``x W_QK x^T`` and each head's output from ``pattern (x W_OV)``;
-        ``decompose(t).logits`` equals ``forward(t)`` up to floating-point rounding.
+        ``decompose(t).logits`` equals ``forward(t)`` up to floating-point rounding. For more
+        layers use :func:`toymodel.composition.path_expansion`.
         """
+        if self.cfg.n_layers != 1:
+            raise ValueError(
+                f"decompose needs a one-layer model, this one has {self.cfg.n_layers} layers; "
+                "use toymodel.composition.path_expansion"
+            )
         x = self.embed(tokens)  # [batch, pos, d_model]
         xh = x.unsqueeze(1)  # [batch, 1, pos, d_model]
         scores = xh @ self.W_QK @ xh.transpose(-1, -2)  # [batch, head, dest, src]

@@ -1,8 +1,15 @@
 """Seeded training of an :class:`~toymodel.model.AttentionOnlyTransformer` on a task.
 
 The loss is the cross-entropy of the prediction at the query (last) position only. Batches come
-from a generator seeded with ``seed``; held-out evaluation uses a different seed, so it sees
-lists the model never trained on (up to chance repeats).
+from a generator seeded with ``seed + 1``. A different seed alone does not make the held-out
+lists new: small lists repeat (there is only one list whose maximum is 0), so :func:`held_out`
+replays the training batches and drops every list that training saw.
+
+Training on the CPU is reproducible bit for bit: :func:`train` runs it on one thread with
+deterministic algorithms, because a matrix product split over more threads adds its terms in
+another order and the weights drift apart by float rounding (on 8 threads the lesson's model
+ends about 2e-2 away from the 1-thread one). ``python -m toymodel.train`` therefore writes exactly
+the shipped checkpoints. On a GPU the kernels differ, so the weights match only approximately.
 
 Command line::
 
@@ -12,16 +19,28 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
+from ._validate import check_positive_int
 from .model import AttentionOnlyTransformer, ModelConfig
 from .tasks import Task, as_generator, get_task
 
-__all__ = ["TrainConfig", "LESSON_CONFIGS", "train", "evaluate", "predict", "main"]
+__all__ = [
+    "TrainConfig",
+    "LESSON_CONFIGS",
+    "train",
+    "training_lists",
+    "held_out",
+    "HeldOut",
+    "evaluate",
+    "predict",
+    "main",
+]
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ LESSON_CONFIGS: dict[str, TrainConfig] = {
     "first": TrainConfig(),
 }
 
-EVAL_SEED = 12345  # held-out batches: a seed no training run uses
+EVAL_SEED = 12345  # held-out batches: a seed no training run uses (seen lists are dropped)
 
 
 @dataclass
@@ -62,15 +81,35 @@ def _device(device) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def _reproducible(device: torch.device):
+    """One CPU thread and deterministic algorithms for the duration (restored afterwards)."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
 def train(task: Task | str = "max", cfg: TrainConfig | None = None, device="cpu", progress=True):
     """Train a fresh model on ``task``; returns ``(model, history)``.
 
-    The initial weights come from ``cfg.seed`` and the training batches from ``cfg.seed + 1``,
-    so two runs with the same config on the same device give the same weights.
+    The initial weights come from ``cfg.seed`` and the training batches from ``cfg.seed + 1``.
+    On the CPU the run uses one thread and deterministic algorithms, so it gives the same weights,
+    bit for bit, on every machine with the same torch version (the shipped checkpoints included).
     """
     task = get_task(task) if isinstance(task, str) else task
-    cfg = cfg or LESSON_CONFIGS.get(task.name, TrainConfig())
     device = _device(device)
+    with _reproducible(device):
+        return _train(task, cfg, device, progress)
+
+
+def _train(task: Task, cfg: TrainConfig | None, device: torch.device, progress: bool):
+    cfg = cfg or LESSON_CONFIGS.get(task.name, TrainConfig())
     model_cfg = ModelConfig(
         d_vocab=task.d_vocab,
         d_model=cfg.d_model,
@@ -105,11 +144,74 @@ def predict(model: AttentionOnlyTransformer, tokens: torch.Tensor) -> torch.Tens
     return model(tokens)[:, -1].argmax(-1).cpu()
 
 
-def evaluate(model, task: Task | str = "max", n: int = 10_000, seed: int = EVAL_SEED) -> float:
-    """Accuracy at the query position on ``n`` fresh sequences drawn with ``seed``."""
+def _list_codes(tokens: torch.Tensor, task: Task) -> torch.Tensor:
+    """One integer per list (its numbers as digits in base ``n_numbers``), ``[batch]``."""
+    numbers = tokens[:, : task.list_len].long()
+    codes = torch.zeros(len(numbers), dtype=torch.long)
+    for j in range(task.list_len):
+        codes = codes * task.n_numbers + numbers[:, j]
+    return codes
+
+
+def training_lists(task: Task | str = "max", cfg: TrainConfig | None = None) -> torch.Tensor:
+    """Every list a training run with ``cfg`` sees, ``[steps * batch_size, n_ctx]`` tokens.
+
+    Replays the batch generator of :func:`train` (seed ``cfg.seed + 1``) without training.
+    """
     task = get_task(task) if isinstance(task, str) else task
-    tokens, targets = task.make_batch(n, seed)
-    return float((predict(model, tokens) == targets).double().mean())
+    cfg = cfg or LESSON_CONFIGS.get(task.name, TrainConfig())
+    g = as_generator(cfg.seed + 1)
+    return torch.cat([task.make_batch(cfg.batch_size, g)[0] for _ in range(cfg.steps)])
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out lists no training list equals, and how many drawn lists were dropped to get them.
+
+    Attributes:
+        tokens: ``[n, n_ctx]`` sequences (numbers then the query token).
+        targets: ``[n]`` answers.
+        n_drawn: how many lists were drawn with the seed to keep ``n`` of them.
+        n_seen: how many of the drawn lists occur among the training lists (dropped).
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    n_drawn: int
+    n_seen: int
+
+
+def held_out(
+    task: Task | str = "max", n: int = 10_000, seed: int = EVAL_SEED, cfg: TrainConfig | None = None
+) -> HeldOut:
+    """``n`` lists drawn with ``seed`` that are not among the training lists of ``cfg``.
+
+    Lists are drawn in batches of ``n`` from one generator; a list that training saw (compared
+    number by number with :func:`training_lists`) is dropped, and drawing goes on until ``n``
+    new lists are kept. Repeats among the kept lists are allowed (they are new to the model).
+    The dropped lists are mostly short-range ones (small maxima), which training saw many times.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    n = check_positive_int(n, "n")
+    seen = _list_codes(training_lists(task, cfg), task).unique()
+    g = as_generator(seed)
+    drawn, is_new = [], []
+    while sum(int(m.sum()) for m in is_new) < n:
+        tokens, targets = task.make_batch(n, g)
+        drawn.append((tokens, targets))
+        is_new.append(~torch.isin(_list_codes(tokens, task), seen))
+    tokens = torch.cat([t for t, _ in drawn])
+    targets = torch.cat([a for _, a in drawn])
+    new = torch.cat(is_new)
+    n_drawn = int(new.nonzero()[n - 1]) + 1  # drawn up to and including the n-th new list
+    return HeldOut(tokens[new][:n], targets[new][:n], n_drawn, n_drawn - n)
+
+
+def evaluate(model, task: Task | str = "max", n: int = 10_000, seed: int = EVAL_SEED,
+             cfg: TrainConfig | None = None) -> float:
+    """Accuracy at the query position on the ``n`` held-out lists of :func:`held_out`."""
+    data = held_out(task, n, seed, cfg)
+    return float((predict(model, data.tokens) == data.targets).double().mean())
 
 
 def main(argv=None):

@@ -102,13 +102,17 @@ class WorkedExample:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def run(causal: bool = False, backend: str = "numpy") -> WorkedExample:
+def run(causal: bool = False, backend: str = "numpy", x=None, scale=None) -> WorkedExample:
     """Compute the worked example, the standard way and the circuit way.
 
     Args:
         causal: apply a causal mask (A, the first token, then sees only itself). The article's
             example uses none, so the default is False.
         backend: ``"numpy"`` (float64 arrays) or ``"torch"`` (float64 tensors).
+        x: other embeddings for A and B ``[2, d_model]`` (default :data:`X`); the explorer of
+            :mod:`toymodel.explore` passes what a student typed.
+        scale: the factor applied to the raw scores before the softmax (default
+            ``1/sqrt(d_head)``); any non-negative number.
 
     Returns:
         a :class:`WorkedExample`; for example ``run().pattern`` is ``[[0.0759, 0.9241],
@@ -116,7 +120,7 @@ def run(causal: bool = False, backend: str = "numpy") -> WorkedExample:
     """
     if backend not in ("numpy", "torch"):
         raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    arrays = [X, W_Q, W_K, W_V, W_O]
+    arrays = [X if x is None else _check_x(x), W_Q, W_K, W_V, W_O]
     if backend == "torch":
         arrays = [torch.tensor(a, dtype=torch.float64) for a in arrays]
     x, w_q, w_k, w_v, w_o = (a.copy() if isinstance(a, np.ndarray) else a.clone() for a in arrays)
@@ -124,7 +128,12 @@ def run(causal: bool = False, backend: str = "numpy") -> WorkedExample:
     q, k, v = x @ w_q, x @ w_k, x @ w_v
     scores = circuits.attention_scores(x, w_q, w_k)
     d_head = w_q.shape[-1]
-    pattern = circuits.attention_pattern(scores, d_head, causal=causal)
+    if scale is None:
+        scaled_scores = scores / d_head**0.5
+        pattern = circuits.attention_pattern(scores, d_head, causal=causal)
+    else:  # the scale is applied here, so the softmax divides by sqrt(1) = 1
+        scaled_scores = scores * _check_scale(scale)
+        pattern = circuits.attention_pattern(scaled_scores, 1, causal=causal)
     output = circuits.attention_output(pattern, x, w_v, w_o)
 
     W_QK = circuits.qk_circuit(w_q, w_k)
@@ -140,7 +149,7 @@ def run(causal: bool = False, backend: str = "numpy") -> WorkedExample:
         k=k,
         v=v,
         scores=scores,
-        scaled_scores=scores / d_head**0.5,
+        scaled_scores=scaled_scores,
         pattern=pattern,
         output=output,
         W_QK=W_QK,
@@ -149,6 +158,24 @@ def run(causal: bool = False, backend: str = "numpy") -> WorkedExample:
         output_circuit=pattern @ (x @ W_OV),
         causal=causal,
     )
+
+
+def _check_x(x) -> np.ndarray:
+    arr = np.array(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    if arr.shape != X.shape:
+        raise ValueError(f"x must have shape [2, d_model] = {list(X.shape)} (rows A, B), got "
+                         f"shape {list(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("x contains NaN or infinite values; expected finite numbers")
+    return arr
+
+
+def _check_scale(scale) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer)):
+        raise TypeError(f"scale must be a number, got {type(scale).__name__}")
+    if not (np.isfinite(scale) and scale >= 0):
+        raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
+    return float(scale)
 
 
 def rounded_output(result: WorkedExample, decimals: int = 2):

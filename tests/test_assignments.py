@@ -1,0 +1,444 @@
+"""The course assignments (assignments/*.ipynb, otter-grader masters).
+
+For every assignment: ``otter assign`` builds it offline; the master's solutions pass every check,
+hidden ones included; the student version holds no solution line (cells, outputs, metadata, test
+files); it runs top to bottom with its blanks unfilled and each check then fails with its message;
+and each question's checks reject a plausible wrong answer, with a message naming the mistake.
+
+Notebooks run in this process (IPython's input transformer handles the ``%pip``/``!`` lines of the
+Colab setup, which never execute here): one import of torch and otter for the whole file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ROOT / "assignments"
+sys.path.insert(0, str(ASSIGNMENTS))
+
+otter = pytest.importorskip("otter", reason="otter-grader is in requirements-test.txt")
+
+import build  # noqa: E402  (assignments/build.py)
+
+from toymodel import grading  # noqa: E402
+
+NAMES = [p.stem for p in build.masters()]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """``otter assign`` every master once (no test run); returns the output folder."""
+    out = tmp_path_factory.mktemp("assignments")
+    for master in build.masters():
+        build.build_one(master, out)
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def train_once():
+    """Train each seeded model once in this module.
+
+    Assignment 3's notebook trains its model; the student and autograder versions train the same
+    seeded model with the same config (determinism is tested in test_train.py), so the second
+    call gets a copy of the first one's result. Restored when the module ends.
+    """
+    import copy
+
+    import toymodel.train as tr
+
+    real, cache = tr.train, {}
+
+    def cached(task, cfg=None, device="cpu", progress=True):
+        key = (task.name, task.n_numbers, task.list_len, cfg, str(device))
+        if key not in cache:
+            cache[key] = real(task, cfg, device=device, progress=progress)
+        model, history = cache[key]
+        return copy.deepcopy(model), history
+
+    tr.train = cached
+    yield
+    tr.train = real
+
+
+def code_cells(nb_path: Path):
+    nb = json.loads(nb_path.read_text())
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, dict]:
+    """Execute a notebook's code cells in order, in this process, from its own folder.
+
+    Returns ``(namespace, checks)`` where ``checks`` maps each question name to the result of
+    its ``grader.check("q")`` cell (an otter ``TestFile``). Stops before the first cell whose
+    source contains ``stop_before``.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    ns: dict = {"__name__": "__main__"}
+    checks = {}
+    cwd = os.getcwd()
+    os.chdir(nb_path.parent)
+    try:
+        for cell in code_cells(nb_path):
+            src = "".join(cell["source"])
+            if stop_before and stop_before in src:
+                break
+            m = re.fullmatch(r'grader\.check\("(\w+)"\)', src.strip())
+            with contextlib.redirect_stdout(io.StringIO()):
+                if m:
+                    checks[m.group(1)] = eval(src, ns)
+                elif "grader.check_all()" not in src:
+                    exec(compile(transform(src), str(nb_path), "exec"), ns)
+    finally:
+        os.chdir(cwd)
+    ns["__checks__"] = checks
+    return ns, checks
+
+
+def check(ns: dict, tests_dir: Path, question: str):
+    """Run ``question``'s checks from ``tests_dir`` against the namespace ``ns``."""
+    from otter.execute import Checker
+    from otter.nbmeta_config import NBMetadataConfig
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Checker.check(str(tests_dir / f"{question}.py"), NBMetadataConfig(), None, ns)
+
+
+def messages(result) -> str:
+    """Every failure message of an otter TestFile, as one string."""
+    return "\n".join(tc.message for tc in result.test_case_results if not tc.passed)
+
+
+def solution_lines(master: Path) -> list[str]:
+    """The lines of the master that are solutions (``# SOLUTION`` lines and solution blocks)."""
+    lines, inside = [], False
+    for cell in json.loads(master.read_text())["cells"]:
+        if cell["cell_type"] == "raw":
+            src = "".join(cell["source"]).strip()
+            inside = {"# BEGIN SOLUTION": True, "# END SOLUTION": False}.get(src, inside)
+            continue
+        if cell["cell_type"] != "code" or not inside:
+            continue
+        block = False
+        for line in "".join(cell["source"]).splitlines():
+            s = line.strip()
+            if s.startswith("# BEGIN SOLUTION"):
+                block = True
+            elif s.startswith("# END SOLUTION"):
+                block = False
+            elif s.endswith("# SOLUTION") or block:
+                code = s.removesuffix("# SOLUTION").strip()
+                if "=" in code and s.endswith("# SOLUTION"):
+                    code = code.split("=", 1)[1].strip()  # the student keeps `name = ...`
+                if len(code) > 3:
+                    lines.append(code)
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# the tests, for every assignment
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_layout(built, name):
+    student, autograder = built / name / "student", built / name / "autograder"
+    assert (student / f"{name}.ipynb").is_file(), "the student notebook keeps the master's name"
+    assert list(autograder.glob(f"{name}-autograder_*.zip")), "no autograder zip for otter run"
+    assert not (student / "autograder").exists()
+    assert not list(student.glob("*.zip")) and not list(student.glob("*.pdf"))
+    assert (built / "publish" / name / f"{name}.ipynb").is_file()
+    # the first code cell installs toymodel as lesson 01's does
+    lesson = code_cells(ROOT / "notebooks" / "01_worked_example.ipynb")[0]
+    first = code_cells(ASSIGNMENTS / f"{name}.ipynb")[0]
+    assert "".join(first["source"]) == "".join(lesson["source"])
+
+
+@pytest.fixture(scope="module")
+def solved(request):
+    """``{name: (namespace, tests_dir)}`` for the assignment a test asks for, solved once."""
+
+    class Lazy(dict):
+        def __missing__(self, name):
+            self[name] = request.getfixturevalue(f"solved_{name[:2]}")
+            return self[name]
+
+    return Lazy()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solutions_pass_every_check(built, solved, name):
+    ns = solved[name][0]
+    public = ns["__checks__"]
+    questions = sorted(p.stem for p in (built / name / "autograder" / "tests").glob("q*.py"))
+    assert questions and sorted(public) == questions
+    for q in questions:
+        result = check(ns, built / name / "autograder" / "tests", q)
+        assert result.passed_all, f"{name} {q}: {messages(result)}"
+        assert any(tc.test_case.hidden for tc in result.test_case_results), f"{q} has no hidden check"
+    for q, result in public.items():  # the notebook's own check cells pass too
+        assert result.passed_all, f"{name} {q}: {messages(result)}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_shows_the_numbers_a_solution_reaches(solved, name):
+    """The committed master ends with the summary its solutions print, up to date."""
+    cells = code_cells(ASSIGNMENTS / f"{name}.ipynb")
+    last = [c for c in cells if "grading.summary(" in "".join(c["source"])]
+    assert len(last) == 1, "the master ends with one grading.summary cell"
+    stored = "".join("".join(o.get("text", "")) for o in last[0]["outputs"])
+    assert "not answered" not in stored and stored.strip(), "re-execute the master"
+    assert stored == solved[name][0]["results"] + "\n", (
+        "the master's stored summary differs from a fresh run: re-execute it with "
+        "docs-dev/execute.py")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_version_has_no_solution(built, name):
+    student = built / name / "student"
+    lines = solution_lines(ASSIGNMENTS / f"{name}.ipynb")
+    assert len(lines) >= 5
+    texts = {f"{name}.ipynb": (student / f"{name}.ipynb").read_text()}
+    for p in (student / "tests").glob("*.py"):
+        texts[f"tests/{p.name}"] = p.read_text()
+        assert "'hidden': True" not in texts[f"tests/{p.name}"], f"hidden check in {p.name}"
+    nb = json.loads(texts[f"{name}.ipynb"])
+    for cell in nb["cells"]:
+        assert not cell.get("outputs"), "the student notebook ships without outputs"
+    for where, text in texts.items():
+        # json.dumps covers sources, outputs and metadata with the same escaping as the file
+        flat = text if where.endswith(".py") else json.dumps(nb)
+        for line in lines:
+            assert line not in flat and json.dumps(line)[1:-1] not in flat, (
+                f"solution line {line!r} leaked into {where}")
+    assert "HIDDEN" not in texts[f"{name}.ipynb"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blank_student_version_runs_and_checks_fail(built, name):
+    ns, checks = run_notebook(built / name / "student" / f"{name}.ipynb")
+    assert checks, "no check cells ran"
+    for q, result in checks.items():
+        assert not result.passed_all, f"{q} passes with its blanks unfilled"
+        text = messages(result)
+        # every failure is one of grading's messages (not a NameError or a bare assert) ...
+        assert text.count("CheckFailed: ") == text.count("Test case failed"), text
+        # ... and says what is missing: a `...` left in place or a head left at zero
+        assert "`...`" in text or "all zeros" in text or "is zero" in text, text
+
+
+def _solve(built, name):
+    nb = built / name / "autograder" / f"{name}.ipynb"
+    return run_notebook(nb)[0], nb.parent / "tests"
+
+
+@pytest.fixture(scope="module")
+def solved_a1(built):
+    return _solve(built, "a1_head_by_hand")
+
+
+@pytest.fixture(scope="module")
+def solved_a2(built):
+    return _solve(built, "a2_build_a_head")
+
+
+@pytest.fixture(scope="module")
+def solved_a3(built):
+    return _solve(built, "a3_read_a_trained_model")
+
+
+def test_otter_run_grades_a_submission_offline(built, tmp_path):
+    """The grading route of the instructor page: `otter run` with the autograder zip, offline.
+
+    The submission is the student version with only question 1 answered: it scores that question
+    (public and hidden checks) and nothing else.
+    """
+    import subprocess
+
+    name = "a1_head_by_hand"
+    nb = json.loads((built / name / "student" / f"{name}.ipynb").read_text())
+    answered = 0
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "    W_QK = ...\n" in src:
+            cell["source"] = src.replace("    W_QK = ...\n", "    W_QK = W_Q @ W_K.T\n")
+            answered += 1
+    assert answered == 1
+    submission = tmp_path / f"{name}.ipynb"
+    submission.write_text(json.dumps(nb))
+    (zip_path,) = (built / name / "autograder").glob("*.zip")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get(
+        "PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(zip_path), "-o",
+                    str(tmp_path), str(submission)], check=True, env=env, cwd=tmp_path,
+                   capture_output=True, timeout=300)
+    results = json.loads((tmp_path / "results.json").read_text())
+    scores = {t["name"]: t["score"] for t in results["tests"] if "score" in t}
+    assert scores.pop("q1") == 1.0
+    assert scores and all(v == 0 for v in scores.values()), scores
+
+
+def test_instructor_page_agrees_with_the_masters():
+    """book/instructor.md's table: question count and total time of each master, and links."""
+    page = (ROOT / "book" / "instructor.md").read_text()
+    for name in NAMES:
+        master = (ASSIGNMENTS / f"{name}.ipynb").read_text()
+        minutes = [int(m) for m in re.findall(r"Estimated time:\*? (\d+) minutes", master)]
+        questions = len(re.findall(r"# BEGIN QUESTION", master))
+        assert len(minutes) == questions > 0
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == str(questions), row
+        assert cells[4] == f"{sum(minutes)} minutes", row
+        link = (f"https://colab.research.google.com/github/qk-ov-circuits/qk-ov-book/blob/"
+                f"assignments/{name}/{name}.ipynb")
+        assert link in page
+
+
+# --------------------------------------------------------------------------------------------
+# plausible wrong answers, one or more per question
+# --------------------------------------------------------------------------------------------
+
+
+def assert_rejected(ns, tests_dir, q, changes: dict, phrase: str):
+    """Apply ``changes`` to a solved namespace, rerun ``q``'s checks, expect ``phrase``."""
+    trial = {**ns, **changes}
+    result = check(trial, tests_dir, q)
+    assert not result.passed_all, f"{q} accepts the wrong answer {sorted(changes)}"
+    assert phrase in messages(result), f"{q}: expected {phrase!r} in:\n{messages(result)}"
+
+
+def test_a1_rejects_wrong_answers(solved_a1):
+    ns, tests = solved_a1
+    x, W_Q, W_K, W_V, W_O = (ns[k] for k in ("x", "W_Q", "W_K", "W_V", "W_O"))
+    assert_rejected(ns, tests, "q1", {"W_QK": W_K @ W_Q.T}, "W_K W_Q^T")
+    assert_rejected(ns, tests, "q1", {"qk_circuit": lambda q, k: k @ q.T}, "qk_circuit(")
+    assert_rejected(ns, tests, "q2", {"W_OV": (W_V @ W_O).T}, "transpose")
+    assert_rejected(ns, tests, "q2", {"ov_circuit": lambda v, o: (v @ o).T}, "ov_circuit(")
+    W_QK = W_Q @ W_K.T
+    assert_rejected(ns, tests, "q3", {"scores": x @ W_QK.T @ x.T}, "transposed")
+    assert_rejected(ns, tests, "q3", {"scores": x @ W_QK @ x.T / 2}, "sqrt(d_head)")
+    scores = x @ W_QK @ x.T
+    no_mask = grading.reference_pattern(scores, 4, causal=False)
+    no_scale = grading.reference_pattern(scores * 2, 4)
+    assert_rejected(ns, tests, "q4", {"pattern": no_mask}, "no causal mask")
+    assert_rejected(ns, tests, "q4", {"pattern": no_scale}, "1/sqrt(d_head)")
+    assert_rejected(ns, tests, "q4", {"causal_pattern": lambda s, d: np.exp(s) / np.exp(s).sum(
+        -1, keepdims=True)}, "causal_pattern(")
+    pattern = grading.reference_pattern(scores, 4)
+    W_OV = W_V @ W_O
+    assert_rejected(ns, tests, "q5", {"output": pattern.T @ (x @ W_OV)}, "pattern transposed")
+    assert_rejected(ns, tests, "q5", {"output": pattern @ (x @ W_OV.T)}, "W_OV transposed")
+    wrong_std = grading.reference_pattern(scores * 2, 4) @ (x @ W_OV)
+    assert_rejected(ns, tests, "q6", {"standard_output": wrong_std}, "1/sqrt(d_head)")
+    assert_rejected(ns, tests, "q6", {"max_difference": 0.5}, "max_difference")
+
+
+def test_a2_rejects_wrong_answers(solved_a2):
+    import torch
+
+    ns, tests = solved_a2
+
+    def swapped_qk(model, strength=20.0):  # W_Q and W_K roles exchanged: favours p + 1
+        V, C = model.cfg.d_vocab, model.cfg.n_ctx
+        with torch.no_grad():
+            for p in range(C - 1):
+                model.W_Q[0, V + p, p + 1] = strength
+            for j in range(C):
+                model.W_K[0, V + j, j] = 1.0
+
+    def ov_into_token_block(model):  # writes where W_U does not read
+        V = model.cfg.d_vocab
+        with torch.no_grad():
+            for t in range(V):
+                model.W_V[0, t, t] = 1.0
+                model.W_O[0, t, t] = 1.0
+
+    wrong = grading.blank_model(5, 6)
+    swapped_qk(wrong)
+    assert_rejected(ns, tests, "q1", {"model": wrong}, "*next* position")
+    assert_rejected(ns, tests, "q1", {"set_qk": swapped_qk}, "*next* position")
+    assert_rejected(ns, tests, "q2", {"pos_qk": np.asarray(ns["pos_qk"]).T}, "transposed")
+    assert_rejected(ns, tests, "q2", {"position_qk": lambda m: ns["position_qk"](m).T},
+                    "transposed")
+    wrong = grading.blank_model(5, 6)
+    ov_into_token_block(wrong)
+    assert_rejected(ns, tests, "q3", {"model": wrong}, "is zero")
+    assert_rejected(ns, tests, "q3", {"set_ov": ov_into_token_block}, "is zero")
+    assert_rejected(ns, tests, "q4", {"full_ov": lambda m: ns["full_ov"](m).T}, "transposed")
+    tokens, model = ns["tokens"], ns["model"]
+    with torch.no_grad():
+        pred = model(tokens).argmax(-1)
+    current = (pred[:, 1:] == tokens[:, 1:]).float().mean().item()
+    assert_rejected(ns, tests, "q5", {"accuracy": current}, "current token")
+
+
+def test_a3_rejects_wrong_answers(solved_a3):
+    ns, tests = solved_a3
+    model, query, n = ns["model"], ns["query"], ns["task"].n_numbers
+    w = grading.head_weights(model)
+    full_qk = w["W_E"] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
+    assert_rejected(ns, tests, "q1", {"row": full_qk[:n, query]}, "column")
+    assert_rejected(ns, tests, "q1", {"query_row": lambda m, q, k: ns["query_row"](m, q, k) * 2},
+                    "query_row(")
+    assert ns["winner"] != 15
+    assert_rejected(ns, tests, "q2", {"winner": 15}, "largest number")
+    full_ov = np.asarray(ns["full_ov"])
+    assert_rejected(ns, tests, "q3", {"full_ov": full_ov.T}, "transposed")
+    assert_rejected(ns, tests, "q3", {"full_ov_circuit": lambda m: ns["full_ov_circuit"](m).T},
+                    "transposed")
+    assert_rejected(ns, tests, "q4", {"copy_score": 1.0}, "|eigenvalues|")
+    assert_rejected(ns, tests, "q4", {"copying_sign": -ns["copying_sign"]}, "sign")
+    by_column = grading.top1_of(full_ov.T, n)
+    assert by_column != ns["ov_top1"]
+    assert_rejected(ns, tests, "q5", {"ov_top1": by_column}, "column")
+
+
+# --------------------------------------------------------------------------------------------
+# the check helpers themselves
+# --------------------------------------------------------------------------------------------
+
+
+def test_transposed_answer_is_caught_off_the_diagonal():
+    W_Q = np.array([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]])
+    W_K = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
+    right = W_Q @ W_K.T
+    assert np.allclose(np.diag(right), np.diag(right.T))  # a diagonal-only check would pass
+    with pytest.raises(grading.CheckFailed, match="W_K W_Q"):
+        grading.check_qk_circuit(right.T, W_Q, W_K)
+    with pytest.raises(grading.CheckFailed, match=r"shape \(2, 2\), expected \(3, 3\)"):
+        grading.check_qk_circuit(W_Q.T @ W_K, W_Q, W_K)
+    with pytest.raises(grading.CheckFailed, match="still `...`"):
+        grading.check_qk_circuit(..., W_Q, W_K)
+    grading.check_qk_circuit(right, W_Q, W_K)
+    grading.check_qk_circuit(list(map(list, right)), W_Q, W_K)
+
+
+def test_messages_name_the_entry_not_the_answer():
+    expected = np.arange(6.0).reshape(2, 3)
+    got = expected.copy()
+    got[1, 2] = 99.0
+    with pytest.raises(grading.CheckFailed) as err:
+        grading.check_array(got, expected, "M")
+    assert "[1, 2]" in str(err.value) and "1 of 6" in str(err.value)
+    assert "5" not in str(err.value).replace("[1, 2]", "")  # the right value is not given away
+    with pytest.raises(grading.CheckFailed, match="constant factor"):
+        grading.check_array(3 * expected, expected, "M")
+    with pytest.raises(grading.CheckFailed, match="NaN"):
+        grading.check_array(expected * np.nan, expected, "M")
