@@ -48,8 +48,10 @@ def test_dropdown_answers_are_closed_until_clicked(browser, base_url, path):
 def test_search_finds_the_ov_circuit(browser, base_url):
     page, log = open_page(browser, base_url, "search.html?q=OV+circuit")
     try:
-        results = page.locator("#search-results ul.search li")
-        results.first.wait_for(timeout=30_000)
+        # Sphinx lists results as it finds them, then writes its summary
+        page.wait_for_function(
+            "() => /found/i.test(document.querySelector('#search-results .search-summary')"
+            "?.textContent || '')", timeout=60_000)
         links = [a.get_attribute("href") for a in page.locator("#search-results ul.search li a").all()]
         assert any("ov_circuit" in (href or "") for href in links), links
         assert not log.outside and not log.console_errors and not log.page_errors

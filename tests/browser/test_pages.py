@@ -171,8 +171,9 @@ def _diagram_min_pt(name: str) -> float:
 @pytest.mark.parametrize("path", PAGES)
 def test_figure_text_is_at_least_10px(browser, base_url, path):
     """At 1280 px: a diagram's smallest label, scaled as shown, is >= 10 px; any other figure
-    is shown at its natural size or across the text column (tests/test_plotting_text.py checks
-    that this keeps lesson figures' text >= 10 px)."""
+    is shown at its natural size or across the text column, shrunk by at most 0.72 (what keeps
+    a 10 pt label of a 100 dpi matplotlib figure at 10 px; tests/test_plotting_text.py checks
+    that the package's figures use 10 pt text at least)."""
     from toymodel import diagrams
 
     small = []
@@ -187,6 +188,10 @@ def test_figure_text_is_at_least_10px(browser, base_url, path):
                 small.append(f"{name}: smallest label {px:.1f} px")
         elif img["shown"] < min(img["natural"], 672) - 1:
             small.append(f"{name}: shown {img['shown']:.0f} px of {img['natural']} px")
+        elif img["shown"] / img["natural"] < 0.72:
+            # matplotlib's inline figures are 100 dpi: 10 pt text is 13.9 px before scaling
+            small.append(f"{name}: {img['natural']} px wide, shrunk to {img['shown']:.0f} px, "
+                         "so its 10 pt text is under 10 px")
     assert not small, small
 
 
