@@ -56,6 +56,7 @@ colab: $(STAMP)
 # offline) in _build/assignments; never publish the autograder folders.
 assignments: $(TEST_STAMP)
 	$(BIN)/python assignments/build.py --out _build/assignments
+
 # Every built page in Chromium with the network blocked (needs the build of strict-book or book);
 # screenshots go to _build/screenshots/.
 browser: $(TEST_STAMP) browser-deps
