@@ -28,7 +28,6 @@ Command line (writes the shipped checkpoint)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ from . import circuits
 from ._validate import check_positive_int
 from .model import AttentionOnlyTransformer, ModelConfig
 from .tasks import as_generator
-from .train import History
+from .train import History, _device, _reproducible
 
 __all__ = [
     "InductionTask",
@@ -52,7 +51,6 @@ __all__ = [
     "InductionConfig",
     "LESSON_CONFIG",
     "EVAL_SEED",
-    "single_thread",
     "train_induction",
     "repeated_tokens",
     "induction_accuracy",
@@ -174,17 +172,6 @@ class InductionConfig:
 LESSON_CONFIG = InductionConfig()
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run the block with one torch thread (reductions then add in one fixed order)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _loss(model, tokens, scored) -> torch.Tensor:
     logits = model(tokens)[:, :-1]  # [batch, pos - 1, d_vocab]
     keep = scored[:, :-1]
@@ -196,19 +183,18 @@ def train_induction(cfg: InductionConfig = LESSON_CONFIG, task: InductionTask = 
     """Train a fresh model on the induction task; returns ``(model, history)``.
 
     Initial weights come from ``cfg.seed`` and batches from ``cfg.seed + 1``. On the CPU the run
-    uses one thread (:func:`single_thread`), so it gives the same weights bit for bit on every
-    run with the same torch build.
+    uses one thread and deterministic algorithms (as :func:`toymodel.train.train` does), so it
+    gives the same weights bit for bit on every run with the same torch version; on a GPU the
+    kernels differ and the weights match only approximately.
     """
     if not isinstance(cfg, InductionConfig):
         raise TypeError(f"cfg must be an InductionConfig, got {type(cfg).__name__}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but CUDA is not available")
+    device = _device(device)
     model_cfg = ModelConfig(d_vocab=task.d_vocab, d_model=cfg.d_model, d_head=cfg.d_head,
                             n_heads=cfg.n_heads, n_ctx=task.n_ctx, seed=cfg.seed,
                             n_layers=cfg.n_layers)
     history = History()
-    with single_thread():
+    with _reproducible(device):  # one CPU thread, deterministic algorithms
         model = AttentionOnlyTransformer(model_cfg).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         g = as_generator(cfg.seed + 1)
