@@ -282,7 +282,7 @@ def head_scores(pattern: torch.Tensor) -> HeadScores:
 
 @torch.no_grad()
 def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK) -> dict:
-    """What each head's weights say, without running the model, ``{name: [layer, head]}``.
+    """What each head's weights say, without running the model, ``{name: tensor}``.
 
     * ``"previous_token"``: fraction of destinations ``p >= 1`` whose best allowed source under
       the positional QK circuit ``W_pos W_QK W_pos^T`` (sources ``<= p``) is ``p - 1``.
@@ -290,6 +290,8 @@ def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK
       row of the token QK circuit ``W_E W_QK W_E^T`` (rows and columns: the random tokens).
     * ``"copying"``: fraction of random tokens whose own logit tops their row of the full OV
       circuit ``W_E W_OV W_U`` (an induction head must copy what it finds).
+    * ``"copying_combined"`` ``[layer]``: the same for the sum of a layer's full OV circuits
+      (what the layer's heads copy together when they attend to the same source).
 
     All computed in float64 on the CPU.
     """
@@ -304,9 +306,14 @@ def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK
     dup = (tok.argmax(-1) == torch.arange(task.n_tokens)).double().mean(-1)
     W_V, W_O = _stack(model, "W_V"), _stack(model, "W_O")
     n_layers, n_heads = W_V.shape[:2]
+    W_U = W["W_U"][:, : task.n_tokens]
     copying = circuits.ov_top1_accuracy(W_E, W_V.flatten(0, 1), W_O.flatten(0, 1),
-                                        W["W_U"][:, : task.n_tokens]).view(n_layers, n_heads)
-    return {"previous_token": prev, "duplicate_token": dup, "copying": copying}
+                                        W_U).view(n_layers, n_heads)
+    combined = torch.tensor([circuits.ov_top1_accuracy(W_E, W_V[i], W_O[i], W_U,
+                                                       combine_heads=True)
+                             for i in range(n_layers)], dtype=torch.float64)
+    return {"previous_token": prev, "duplicate_token": dup, "copying": copying,
+            "copying_combined": combined}
 
 
 def _stack(model: AttentionOnlyTransformer, name: str) -> torch.Tensor:
