@@ -1,14 +1,18 @@
-# Two commands on a fresh machine with Python 3.11:
-#   make book   create .venv, install requirements.txt, build the book into _build/html
-#   make test   create .venv, install requirements.txt, run every test (lint, unit, nbval, strict build)
+# Two commands on a fresh machine with Python 3.11 and Node.js/npm:
+#   make book   create .venv, install requirements.txt (+ MathJax from npm), build the book into _build/html
+#   make test   also install requirements-test.txt and Chromium (apt-get, where missing), then run every
+#               test: lint, the strict book build, unit tests + nbval, and the browser tests on the build
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+NODE_STAMP := node_modules/.installed
 BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
+# `sudo` only where we are not root and it exists
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: book test lint unit notebooks strict-book figures clean assignments
+.PHONY: book test lint unit notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,30 +23,61 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $(TEST_STAMP)
 
-book: $(STAMP)
+# MathJax 3, served by the site itself (package.json / package-lock.json; never committed)
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js and npm (Debian/Ubuntu: apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+book: $(STAMP) $(NODE_STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book assignments unit
+test: $(TEST_STAMP) lint strict-book assignments colab unit browser
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Unit tests and nbval (re-executes every lesson and compares the checked outputs) in one run.
 unit: $(TEST_STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks --ignore=tests/browser --nbval-lax --nbval-current-env -p no:cacheprovider
 
-strict-book: $(STAMP)
+strict-book: $(STAMP) $(NODE_STAMP)
 	rm -rf _build
 	$(BUILD)
+
+# Every lesson as Colab runs it: a wheel of the checkout installed by the lesson's own first
+# cell into a runtime-like environment (ipywidgets 7.7.1; cached in ~/.cache/toymodel-colab),
+# with and without safetensors/tqdm preinstalled; checked outputs compared with the commit.
+colab: $(STAMP)
+	$(BIN)/python tests/colab/run_colab_like.py
 
 # Course assignments: student and autograder versions of assignments/*.ipynb (otter assign,
 # offline) in _build/assignments; never publish the autograder folders.
 assignments: $(TEST_STAMP)
 	$(BIN)/python assignments/build.py --out _build/assignments
+# Every built page in Chromium with the network blocked (needs the build of strict-book or book);
+# screenshots go to _build/screenshots/.
+browser: $(TEST_STAMP) browser-deps
+	TOYMODEL_REQUIRE_SITE=1 $(BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+browser-deps:
+	@[ -n "$$CHROMIUM" ] || [ -x /usr/bin/chromium ] || command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || [ -n "$(SUDO)" ]; }; then \
+	    echo "Installing Debian's chromium with apt-get (about 30 s)"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; \
+	  else \
+	    echo "The browser tests need Chromium at /usr/bin/chromium and cannot install it here" \
+	         "(no apt-get, or not root and no sudo). Install Chromium, or set CHROMIUM=/path/to/chromium."; \
+	    exit 1; \
+	  fi; }
+
+# The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
+book-nosolutions: $(STAMP)
+	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
 	$(BIN)/python -m toymodel.diagrams book/figures
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) node_modules

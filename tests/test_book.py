@@ -518,3 +518,131 @@ def test_every_term_is_in_the_glossary(source):
         if term.lower() not in defined
     ]
     assert not unknown, "terms not defined in book/glossary.md:\n" + "\n".join(unknown)
+
+
+# ============================================================================================
+# (f) Notebook markdown: no hand-typed numbers, nothing Colab cannot render, alt text on figures
+# ============================================================================================
+
+
+def _markdown_cells(notebook: Path) -> list[tuple[str, str]]:
+    """``(cell id, source)`` of every markdown cell of ``notebook``."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    return [
+        (cell.get("id", f"#{i}"), "".join(cell["source"]))
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "markdown"
+    ]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_FILES, ids=_ids(NOTEBOOK_FILES))
+def test_no_hand_typed_numbers_in_notebook_markdown(notebook):
+    """The chapters' rule, with the same allowances, for every notebook's markdown."""
+    found = []
+    for cell_id, text in _markdown_cells(notebook):
+        found += [(cell_id, line, n, "prose") for line, n in hand_typed_numbers(text)]
+        found += [(cell_id, line, n, "math") for line, n in decimals_in_math(text)]
+    listing = "\n".join(
+        f"{_rel(notebook)} cell {cid} line {line}: {number} ({where})"
+        for cid, line, number, where in found
+    )
+    assert not found, (
+        "numbers typed by hand in notebook markdown (print them from the code next to the text, "
+        f"or assert them in a checked cell and refer to the output):\n{listing}"
+    )
+
+
+MYST_ROLE = re.compile(r"\{[A-Za-z][\w:.+-]*\}`")
+MYST_DIRECTIVE = re.compile(r"^\s*(?:`{3,}|~{3,}|:{3,})\s*\{", re.MULTILINE)
+MYST_TARGET = re.compile(r"^\s*\([\w:.-]+\)=\s*$", re.MULTILINE)
+PLAIN_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(?!\s*\{).*?^\1\2\s*$", re.MULTILINE | re.DOTALL)
+BOOK_ONLY_UI = re.compile(r"rocket|launch button|top of (?:the|this) page", re.IGNORECASE)
+
+
+def colab_unrenderable(text: str) -> list[str]:
+    """MyST-only syntax (roles, directives, targets) and book-only UI words in ``text``.
+
+    Colab and plain Jupyter render CommonMark with math: ``{doc}`x``` stays raw text there.
+    Plain code fences and math are skipped (braces in LaTeX are not roles).
+    """
+    text = PLAIN_FENCE.sub(lambda m: _blank(m.group(0)), text)
+    for pattern in (DISPLAY_MATH, ENV_MATH, INLINE_MATH):
+        text = pattern.sub(lambda m: _blank(m.group(0)), text)
+    found = [f"role {m.group(0)}" for m in MYST_ROLE.finditer(text)]
+    found += [f"directive {m.group(0).strip()}" for m in MYST_DIRECTIVE.finditer(text)]
+    found += [f"target {m.group(0).strip()}" for m in MYST_TARGET.finditer(text)]
+    found += [f"book-only wording {m.group(0)!r}" for m in BOOK_ONLY_UI.finditer(text)]
+    return found
+
+
+def test_colab_scanner():
+    text = (
+        "See {doc}`../book/notation` and {term}`OV circuit`.\n"
+        "Math $\\frac{1}{2}$ and $$\\text{out}_A$$ are fine, `{doc}` in code too? no: see below.\n"
+        "```python\nx = {'a': 1}  # {doc}`not prose`\n```\n"
+        ":::{note}\nhi\n:::\n"
+        "```{margin}\nside\n```\n"
+        "(my-label)=\n"
+        "Use the rocket button at the top of the page.\n"
+    )
+    found = colab_unrenderable(text)
+    assert found[:2] == ["role {doc}`", "role {term}`"]
+    assert "directive :::{" in found and "directive ```{" in found
+    assert "target (my-label)=" in found
+    assert any("rocket" in f for f in found) and any("top of the page" in f for f in found)
+    assert colab_unrenderable("[notation](https://example.org/book/notation.html), $x_{ij}$\n") == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_FILES, ids=_ids(NOTEBOOK_FILES))
+def test_notebook_markdown_renders_in_colab(notebook):
+    found = [
+        f"{_rel(notebook)} cell {cid}: {what}"
+        for cid, text in _markdown_cells(notebook)
+        for what in colab_unrenderable(text)
+    ]
+    assert not found, (
+        "notebook markdown that Colab and plain Jupyter cannot render (use plain Markdown, and "
+        "full URLs of the published site for links to book pages):\n" + "\n".join(found)
+    )
+
+
+IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+
+
+def _image_cells_without_alt(nb: dict) -> list[str]:
+    missing = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        shows_image = any(
+            mime in output.get("data", {})
+            for output in cell.get("outputs", [])
+            if "scrapbook" not in output.get("metadata", {})  # glued figures are placed by pages
+            for mime in IMAGE_MIMES
+        )
+        alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+        if shows_image and not (isinstance(alt, str) and len(alt.split()) >= 5):
+            missing.append(cell.get("id", f"#{i}"))
+    return missing
+
+
+def test_alt_text_checker():
+    png = {"output_type": "display_data", "data": {"image/png": "x"}, "metadata": {}}
+    nb = {"cells": [
+        {"cell_type": "code", "id": "a", "metadata": {}, "outputs": [png]},
+        {"cell_type": "code", "id": "b", "outputs": [png],
+         "metadata": {"mystnb": {"image": {"alt": "A heatmap with a bright diagonal."}}}},
+        {"cell_type": "code", "id": "c", "metadata": {}, "outputs": []},
+        {"cell_type": "code", "id": "d", "metadata": {"mystnb": {"image": {"alt": "plot"}}},
+         "outputs": [png]},
+    ]}
+    assert _image_cells_without_alt(nb) == ["a", "d"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_FILES, ids=_ids(NOTEBOOK_FILES))
+def test_every_figure_cell_has_alt_text(notebook):
+    missing = _image_cells_without_alt(json.loads(notebook.read_text(encoding="utf-8")))
+    assert not missing, (
+        f"{_rel(notebook)}: cells {missing} show an image but have no alt text; add cell metadata "
+        '{"mystnb": {"image": {"alt": "what the figure shows"}}}'
+    )

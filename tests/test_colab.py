@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +37,23 @@ def test_first_cell_installs_the_package_only_when_missing(path):
     assert len(pip) == 1, first
     line = pip[0]
     assert line.startswith("%pip install"), "use %pip so it installs into the kernel's environment"
-    assert "--no-deps" in line, "Colab already has torch, numpy, matplotlib: never reinstall them"
-    assert f"toymodel @ git+{CONFIG['repository']['url']}" in line, line
-    assert "==" not in line and "torch" not in line.replace("toymodel", "")
+    # a plain install: pip adds what is missing (safetensors, tqdm) and keeps what satisfies the
+    # package's ranges (Colab's torch, numpy, matplotlib, ipywidgets 7.7.1)
+    for flag in ("--no-deps", "-U", "--upgrade", "--force-reinstall", "--ignore-installed"):
+        assert flag not in line.split(), line
+    assert "TOYMODEL_INSTALL_SOURCE" in first
+    assert f"toymodel @ git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}" in first
+    assert "==" not in first and "torch" not in line.replace("toymodel", "")
+
+
+def test_package_ranges_keep_colabs_runtime():
+    """Colab ships ipywidgets 7.7.1 and its own torch: the package's ranges must accept them."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = {re.split(r"[<>=!~ ]", d, maxsplit=1)[0]: d for d in deps}
+    assert spec["ipywidgets"] == "ipywidgets>=7.7"
+    assert spec["torch"] == "torch>=2.2"
+    assert {"safetensors", "tqdm"} <= set(spec)
+    assert not any("<" in d or "==" in d for d in deps)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

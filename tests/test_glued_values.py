@@ -100,3 +100,14 @@ def test_model_experiments(m):
         model64 = model.double()
         err = (model64.decompose(tokens[:256]).logits - model64(tokens[:256])).abs().max()
     assert float(err) < 1e-5
+
+
+def test_model_ov_truncation(m):
+    model, task = toymodel.load_pretrained("max"), get_task("max")
+    data = held_out(task, n=m["m_n_test"], seed=EVAL_SEED)
+    sweep = experiments.ov_rank_sweep(model, task, data.tokens, data.targets)
+    gap = max(abs(p.accuracy - p.ov_top1) for p in sweep)
+    assert m["m_rank_gap"] == pytest.approx(gap, abs=1e-12) and gap < 0.1
+    assert m["m_rank_table_exact"] == min(p.rank for p in sweep if p.ov_top1 == 1.0)
+    assert m["m_rank_model_right"] == min(p.rank for p in sweep if p.accuracy >= 0.99)
+    assert m["m_rank_table_exact"] < m["m_d_head"]

@@ -132,3 +132,20 @@ def test_cli_writes_loadable_checkpoint(tmp_path, capsys):
 def test_cuda_request_without_cuda():
     with pytest.raises(ValueError, match="CUDA is not available"):
         train("max", SHORT, device="cuda", progress=False)
+
+
+def test_lesson_retrain_cell_reproduces_the_shipped_model():
+    """Lesson 02's ``RETRAIN = True`` path, run as written (imports cell, then the retrain cell)."""
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / "02_one_layer_model.ipynb").read_text())
+    source = {c.get("id"): "".join(c["source"]) for c in nb["cells"]}
+    setup = source["bbc3c5c9"].replace("RETRAIN = False", "RETRAIN = True")
+    assert "RETRAIN = True" in setup
+    namespace = {"toymodel": toymodel}
+    exec(setup, namespace)  # noqa: S102 - the lesson's own cells
+    exec(source["3e3825ef"], namespace)  # noqa: S102 - asserts the weights equal the shipped ones
+    shipped = toymodel.load_pretrained("max")
+    for name in PARAM_NAMES:
+        assert torch.equal(getattr(namespace["model"], name), getattr(shipped, name)), name

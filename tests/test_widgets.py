@@ -15,8 +15,6 @@ from toymodel.checkpoint import load_pretrained  # noqa: E402
 from toymodel.tasks import get_task  # noqa: E402
 from toymodel.worked_example import run  # noqa: E402
 
-IPYWIDGETS_MAJOR = int(ipywidgets.__version__.split(".")[0])
-
 
 @pytest.fixture(autouse=True)
 def live(monkeypatch):

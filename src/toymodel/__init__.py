@@ -25,6 +25,9 @@ Modules, one idea each:
 * :mod:`toymodel.widgets` -- the live explorers (ipywidgets 7.7 and 8), or a static picture on the
   website.
 * :mod:`toymodel.grading` -- checks for the course assignments, with messages saying what is wrong.
+* :mod:`toymodel.webfigs` -- plotly figures with sliders for the static website (needs plotly).
+* :mod:`toymodel.sphinxext` -- the book build's Sphinx extension: offline assets, plotly outputs.
+* :mod:`toymodel.hide_solutions` -- the book built with every solution hidden, for a course.
 """
 
 from .book import glue

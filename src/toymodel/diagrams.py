@@ -367,6 +367,57 @@ FIGURES = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# The project's logo and favicon
+# --------------------------------------------------------------------------------------------
+
+
+def logo(size: float = 2.0):
+    """The book's mark: four tokens in a row; the last (the query) looks back at one of them
+    along a purple arc (the QK circuit) and an orange arrow carries it forward (the OV circuit).
+
+    Returns a square Figure ``size`` inches wide with a transparent background.
+    """
+    with plt.rc_context(_RC):
+        fig = plt.figure(figsize=(size, size), dpi=DPI)
+        ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.add_patch(FancyBboxPatch((0.4, 0.4), 9.2, 9.2, boxstyle="round,pad=0,rounding_size=1.6",
+                                facecolor="white", edgecolor=C_STREAM, linewidth=3.0 * size))
+    xs, y = [2.0, 4.0, 6.0, 8.0], 4.1
+    for k, x in enumerate(xs):
+        colour = C_QK if k == 3 else (C_OV if k == 1 else C_TOKEN)
+        ax.add_patch(Circle((x, y), 0.75, facecolor=_lighten(colour, 0.35), edgecolor=colour,
+                            linewidth=1.5 * size, zorder=3))
+    _arrow(ax, (8.0, y + 0.9), (4.0, y + 0.9), colour=C_QK, lw=2.2 * size, rad=0.75, shrink=2)
+    _arrow(ax, (4.55, y - 0.9), (7.45, y - 0.9), colour=C_OV, lw=2.2 * size, rad=0.45,
+           shrink=2).set_mutation_scale(9 * size)
+    for patch in ax.patches:
+        if isinstance(patch, FancyArrowPatch):
+            patch.set_mutation_scale(9 * size)
+    return fig
+
+
+BRAND = {"logo.png": (2.0, 150), "favicon.png": (1.0, 64)}
+
+
+def write_brand(outdir="book/assets") -> list[Path]:
+    """Write the logo (300 px) and the favicon (64 px) as PNG files into ``outdir``."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (size, dpi) in BRAND.items():
+        fig = logo(size)
+        path = outdir / name
+        fig.savefig(path, dpi=dpi, transparent=True, metadata={"Software": None})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def main(outdir="book/figures") -> list[Path]:
     """Draw every figure and write it as a PNG into ``outdir``; returns the paths written."""
     outdir = Path(outdir)

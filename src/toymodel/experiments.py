@@ -1,10 +1,17 @@
 """Experiments on a trained one-layer model: edit one circuit, watch the other stay put.
 
-Every edit works on a deep copy, so the model passed in is never changed.
+Every edit works on a deep copy, so the model passed in is never changed. Some outcomes hold by
+construction, for any weights; the others are predictions of the circuit story that could fail.
 
-* :func:`permute_outputs` relabels the outputs of the OV circuit (columns of ``W_U``) with a
-  permutation of the number tokens. The QK circuit never reads ``W_U``, so every attention pattern
-  stays exactly the same while the predictions follow the permutation.
+* :func:`permute_outputs` relabels the unembedding: it permutes the number columns of ``W_U``.
+  That edits the end-to-end OV table ``W_E W_OV W_U`` *and* the direct path ``W_E W_U``, while
+  ``W_OV = W_V W_O`` itself is untouched. Both outcomes hold by construction, for any model,
+  trained or not: the attention pattern cannot change (one layer's scores never read ``W_U``), and
+  every prediction that is a number ``i`` becomes ``perm[i]`` (the logits are the old ones with
+  their columns relabelled).
+* :func:`truncate_ov` edits ``W_V`` and ``W_O`` themselves: each head's ``W_OV`` becomes its best
+  approximation of a given rank. The pattern stays put by construction, but how accurate the model
+  stays is not forced by algebra; the circuit story predicts it from the OV table alone.
 * :func:`negate_qk` negates ``W_Q``, hence ``W_QK``: the head now prefers the keys it used to
   avoid. With :func:`block_query_self` (the query may not attend to itself, which the trained head
   never does anyway) it looks for the smallest number, and the untouched OV circuit copies it.
@@ -23,11 +30,14 @@ from .tasks import Task
 
 __all__ = [
     "permute_outputs",
+    "truncate_ov",
     "negate_qk",
     "block_query_self",
     "random_permutation",
     "query_qk_row",
     "query_position_row",
+    "RankPoint",
+    "ov_rank_sweep",
     "CircuitStats",
     "circuit_stats",
     "direct_path_accuracy",
@@ -52,6 +62,11 @@ def random_permutation(n: int, seed: int = 0) -> torch.Tensor:
 def permute_outputs(model: AttentionOnlyTransformer, perm) -> AttentionOnlyTransformer:
     """A copy whose unembedding sends what used to be the logit of number ``i`` to ``perm[i]``.
 
+    This edits ``W_U`` only: the end-to-end OV table ``W_E W_V W_O W_U`` and the direct path
+    ``W_E W_U`` both get their columns relabelled, and ``W_OV = W_V W_O`` is unchanged. For any
+    model, every logit vector is the old one relabelled, so a prediction ``i < n`` becomes
+    ``perm[i]`` and the patterns stay the same: these outcomes test the code, not the model.
+
     Args:
         model: a trained model.
         perm: a permutation ``[n]`` of the first ``n`` token ids (the number tokens); the other
@@ -70,6 +85,37 @@ def permute_outputs(model: AttentionOnlyTransformer, perm) -> AttentionOnlyTrans
     new = copy.deepcopy(model)
     with torch.no_grad():
         new.W_U[:, perm.to(new.W_U.device)] = model.W_U[:, :n]
+    return new
+
+
+def truncate_ov(model: AttentionOnlyTransformer, rank: int) -> AttentionOnlyTransformer:
+    """A copy whose heads keep only the best rank-``rank`` part of their OV circuits.
+
+    For each head, ``W_OV = W_V W_O`` ``[d_model, d_model]`` is split by SVD, ``U S V^T``, and
+    the new factors are ``W_V = U_r S_r`` ``[d_model, d_head]`` and ``W_O = V_r^T``
+    ``[d_head, d_model]`` (zero-padded from ``rank`` to ``d_head`` columns and rows), so the new
+    ``W_V W_O`` is the closest matrix of rank ``rank`` to the old one (Eckart-Young). ``W_Q``,
+    ``W_K``, ``W_E``, ``W_pos`` and ``W_U`` are untouched, hence the patterns and the direct path.
+
+    Args:
+        model: a model.
+        rank: an int from 0 to ``d_head`` (``d_head`` keeps the circuit as it is, up to rounding).
+    """
+    _check_model(model)
+    d_head = model.cfg.d_head
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank <= d_head:
+        raise ValueError(f"rank must be an int from 0 to d_head = {d_head}, got {rank!r}")
+    new = copy.deepcopy(model)
+    with torch.no_grad():
+        for h in range(model.cfg.n_heads):
+            W_OV = model.W_V[h].double() @ model.W_O[h].double()  # [d_model, d_model]
+            U, S, Vh = torch.linalg.svd(W_OV)
+            W_V = torch.zeros_like(model.W_V[h], dtype=torch.float64)
+            W_O = torch.zeros_like(model.W_O[h], dtype=torch.float64)
+            W_V[:, :rank] = U[:, :rank] * S[:rank]
+            W_O[:rank] = Vh[:rank]
+            new.W_V[h] = W_V.to(new.W_V.dtype)
+            new.W_O[h] = W_O.to(new.W_O.dtype)
     return new
 
 
@@ -112,6 +158,32 @@ def query_position_row(model: AttentionOnlyTransformer, task: Task) -> torch.Ten
     terms = circuits.qk_circuit_terms(p["W_E"], p["W_pos"], p["W_Q"], p["W_K"])
     row = terms["tok_pos"][:, task.query_token] + terms["pos_pos"][:, task.n_ctx - 1]
     return row[:, : task.list_len]
+
+
+@dataclass(frozen=True)
+class RankPoint:
+    """One rank of :func:`ov_rank_sweep`."""
+
+    rank: int
+    ov_top1: float  # read off the weights: numbers whose own logit tops their full-OV row
+    accuracy: float  # measured: the truncated model's accuracy on the given lists
+
+
+def ov_rank_sweep(model, task: Task, tokens, targets, ranks=None) -> list[RankPoint]:
+    """OV top-1 accuracy and model accuracy of ``truncate_ov(model, rank)`` for each rank.
+
+    The first number comes from the weights alone (no list is run); the second from running the
+    truncated model on ``tokens`` ``[batch, n_ctx]`` against ``targets`` ``[batch]``. The circuit
+    story predicts the second from the first; algebra does not force them to agree.
+    """
+    _check_model(model)
+    ranks = range(model.cfg.d_head + 1) if ranks is None else ranks
+    points = []
+    for rank in ranks:
+        cut = truncate_ov(model, rank)
+        stats = circuit_stats(cut, task)
+        points.append(RankPoint(rank, stats.ov_top1, agreement(cut, tokens, targets)))
+    return points
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ __all__ = [
     "check_value",
     "check_close",
     "check_function",
+    "preview",
     "summary",
 ]
 
@@ -516,12 +517,13 @@ def check_winning_key(key, model, keys, query: int, name: str = "winner"):
     row = query_row(model, query, max(keys) + 1)
     right = int(keys[int(np.argmax(row[list(keys)]))])
     wrong = {}
-    if max(keys) != right:
-        wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
-                            "query's row of the full QK circuit.")
     lowest = int(keys[int(np.argmin(row[list(keys)]))])
     if lowest != right:
         wrong[lowest] = "that key gets the *lowest* score; the highest score wins the softmax."
+    if max(keys) != right:
+        wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
+                            "query's row of the full QK circuit." + (
+                                " It even gets the lowest score." if max(keys) == lowest else ""))
     check_value(key, right, name, wrong=wrong)
 
 
@@ -655,6 +657,22 @@ def _describe_arg(a) -> str:
         return f"<model d_vocab={cfg.d_vocab} n_ctx={cfg.n_ctx}>"
     text = repr(a)
     return text if len(text) <= 40 else type(a).__name__
+
+
+def preview(value, rows: int | None = None, cols: int | None = None):
+    """Print an answer rounded (its first ``rows`` x ``cols`` block), or say it is not answered.
+
+    Lets a notebook show an answer without failing while the answer is still ``...``.
+    """
+    if _not_answered(value) or value is None:
+        print("not answered yet")
+        return
+    arr = as_array(value, "value")
+    if arr.ndim >= 1 and rows is not None:
+        arr = arr[:rows]
+    if arr.ndim >= 2 and cols is not None:
+        arr = arr[:, :cols]
+    print(np.array2string(np.round(arr, 3), separator=" ", suppress_small=True))
 
 
 def summary(values: dict) -> str:

@@ -31,7 +31,7 @@ import torch
 
 from . import circuits
 
-__all__ = ["save_small_gpt2", "load_gpt2", "gpt2_weights", "attention_block"]
+__all__ = ["save_small_gpt2", "load_gpt2", "load_tokenizer", "gpt2_weights", "attention_block"]
 
 
 def save_small_gpt2(path, *, seed: int = 0, n_layer: int = 2, n_head: int = 4, n_embd: int = 32,
@@ -82,6 +82,13 @@ def load_gpt2(name_or_path="gpt2", device="cpu", local_files_only: bool | None =
     model = GPT2LMHeadModel.from_pretrained(name_or_path, local_files_only=local_files_only,
                                             attn_implementation="eager")
     return model.to(device).eval()
+
+
+def load_tokenizer(name_or_path="gpt2"):
+    """GPT-2's tokenizer from Hugging Face (downloads its vocabulary files once)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name_or_path)
 
 
 @torch.no_grad()

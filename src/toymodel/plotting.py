@@ -106,16 +106,17 @@ def worked_example_figure(result):
     Args:
         result: a :class:`toymodel.worked_example.WorkedExample`.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.3), layout="constrained")
+    # 9.2 inches: shown in a 688 px text column its smallest (10 pt) text stays above 10 px
+    fig, axes = plt.subplots(1, 3, figsize=(9.2, 3.4), layout="constrained")
     tokens = list(result.tokens)
-    dims = [f"dim {i + 1}" for i in range(result.W_QK.shape[0])]
-    heatmap(result.pattern, tokens, tokens, title="Attention pattern", xlabel="source token (key)",
-            ylabel="destination token (query)", ax=axes[0], center=False, annotate=True,
+    dims = [str(i + 1) for i in range(result.W_QK.shape[0])]
+    heatmap(result.pattern, tokens, tokens, title="Attention pattern", xlabel="source (key)",
+            ylabel="destination (query)", ax=axes[0], center=False, annotate=True,
             vmin=0, vmax=1, cbar_label="attention weight", fmt=".4f")
     heatmap(result.W_QK, dims, dims, title=r"QK circuit $W_{QK} = W_Q W_K^\top$",
-            xlabel="key direction", ylabel="query direction", ax=axes[1], annotate=True,
+            xlabel="key dimension", ylabel="query dimension", ax=axes[1], annotate=True,
             cbar_label="entry of W_QK", fmt=".0f")
     heatmap(result.W_OV, dims, dims, title=r"OV circuit $W_{OV} = W_V W_O$",
-            xlabel="written direction (output)", ylabel="read direction (source)", ax=axes[2],
+            xlabel="written dimension (output)", ylabel="read dimension (source)", ax=axes[2],
             annotate=True, cbar_label="entry of W_OV", fmt=".0f")
     return fig

@@ -46,8 +46,8 @@ def attention_patterns(pattern, tokens, query_token=None, axes=None):
     for ax, pat, toks in zip(axes, pattern, tokens, strict=True):
         labels = ["q" if t == query_token else str(t) for t in toks]
         im = ax.imshow(pat, cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks(range(len(labels)), labels, fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=9)
+        ax.set_yticks(range(len(labels)), labels, fontsize=9)
         ax.set(xlabel="source (key)", ylabel="destination (query)")
     axes[0].figure.colorbar(im, ax=list(axes), shrink=0.8, label="attention weight")
     return axes

@@ -55,8 +55,8 @@ def _show_static(fig, lesson: str):
     display(fig)
     plt.close(fig)
     display(Markdown(
-        f"*A picture of the explorer at its default settings. To change the inputs yourself, "
-        f"[open this lesson in Colab]({_repo.colab_url(lesson)}) (or Jupyter) and run this cell.*"
+        f"*The explorer at its default settings. Run this cell in Jupyter or "
+        f"[in Colab]({_repo.colab_url(lesson)}) to change the inputs yourself.*"
     ))
 
 
@@ -214,7 +214,7 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
     axes[1].legend(fontsize=8)
     heatmap(view.ov_contributions[:, :n], view.labels, None, ax=axes[2],
             title="OV: each source's push on the logits", xlabel="logit of number",
-            ylabel="source", cbar_label="weight x (x W_OV W_U)")
+            ylabel="source", cbar_label="attention x (x_src W_OV W_U)")
     axes[2].set_aspect("auto")
     colors = ["tab:green" if t == view.prediction else "lightgrey" for t in range(n)]
     axes[3].bar(np.arange(n), view.logits[:n], color=colors)

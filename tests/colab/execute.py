@@ -1,0 +1,69 @@
+"""Inside the Colab-like environment: execute a copied notebook, compare its checked outputs.
+
+    python execute.py COPY.ipynb COMMITTED.ipynb
+
+Prints one ``PROBLEM ...`` line per difference and exits 1 if there is any. Compared, for every
+cell tagged ``nbval-check-output``: its printed text (streams and ``text/plain`` results), as
+nbval does. An explorer cell (one that calls ``*_explorer()``) must show a live widget.
+"""
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+
+def texts(cell) -> list[str]:
+    out = []
+    for o in cell.get("outputs", []):
+        if o["output_type"] == "stream":
+            out.append(f"{o['name']}: {o['text']}")
+        elif o["output_type"] in ("execute_result", "display_data"):
+            data = o.get("data", {})
+            if "text/plain" in data and "image/png" not in data:
+                out.append(f"result: {data['text/plain']}")
+        elif o["output_type"] == "error":
+            out.append(f"error: {o['ename']}: {o['evalue']}")
+    # streams split differently from run to run: compare the concatenation per stream name
+    return ["".join(x for x in out if x.startswith(p)) for p in ("stdout", "stderr", "result",
+                                                                  "error")]
+
+
+def main(copy: str, committed: str) -> int:
+    nb = nbformat.read(copy, as_version=4)
+    ref = {c.get("id"): c for c in nbformat.read(committed, as_version=4).cells}
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(Path(copy).parent)}})
+    problems, checked, explorers = [], 0, 0
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        problems.append(f"a cell raised: {str(err)[-2000:]}")
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cid = cell.get("id")
+        if "nbval-check-output" in cell.metadata.get("tags", []):
+            checked += 1
+            if cid not in ref:
+                problems.append(f"cell {cid}: not in the committed notebook")
+            elif texts(cell) != texts(ref[cid]):
+                problems.append(f"cell {cid}: output differs\n--- committed\n"
+                                f"{''.join(texts(ref[cid]))}\n--- here\n{''.join(texts(cell))}")
+        explorers += "_explorer()" in cell.source
+        if "_explorer()" in cell.source and not any(
+                "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                for o in cell.get("outputs", [])):
+            problems.append(f"cell {cid}: the explorer showed no live widget: "
+                            f"{[o.get('data', o) for o in cell.get('outputs', [])]}"[:2000])
+    for p in problems:
+        print("PROBLEM", p.replace("\n", "\n    "))
+    print(f"executed {Path(copy).name}: {checked} checked cells, {explorers} explorer(s), "
+          f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))

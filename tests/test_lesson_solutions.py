@@ -1,0 +1,191 @@
+"""Every exercise solution that contains code runs, in the lesson's own state, and says the truth.
+
+Each lesson notebook is executed once (as the book build does, in its own folder) with, after its
+own cells, one cell per solution: the solution's code as written in the markdown (inside
+``<details><summary>Solution</summary>``), its printed output captured, then a check of what the
+solution's text claims, from ``CHECKS`` below. A solution that raises, or whose claim is false,
+fails the test named after its exercise. Solutions of a lesson missing from ``CHECKS`` still have
+to run without error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>(?P<body>.*?)</details>",
+                      re.DOTALL | re.IGNORECASE)
+EXERCISE = re.compile(r"\*\*Exercise (?P<n>\d+)\.?\*\*")
+CODE = re.compile(r"^(?P<fence>`{3,})\s*(?:python|py|ipython3?)?\s*\n(?P<code>.*?)^(?P=fence)\s*$",
+                  re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Solution:
+    notebook: str
+    exercise: int
+    code: str
+
+
+def solutions(nb: dict, name: str) -> list[Solution]:
+    """The code of every solution in ``nb``'s markdown, labelled by its exercise number."""
+    found, exercise = [], None
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        marks = [(m.start(), int(m.group("n"))) for m in EXERCISE.finditer(text)]
+        for m in SOLUTION.finditer(text):
+            before = [n for pos, n in marks if pos < m.start()]
+            exercise = before[-1] if before else exercise
+            code = "\n".join(c.group("code") for c in CODE.finditer(m.group("body")))
+            if code.strip():
+                if exercise is None:
+                    raise ValueError(f"{name}: a solution with code comes before any exercise")
+                found.append(Solution(name, exercise, code))
+        if marks:
+            exercise = marks[-1][1]
+    return found
+
+
+# What each solution's text claims, checked in the lesson's kernel right after the solution ran.
+# ``_out`` is the solution's printed output.
+CHECKS = {
+    ("01_worked_example.ipynb", 1): """
+from toymodel import circuits as _c
+_pattern = _c.attention_pattern(_c.attention_scores(ex.x, ex.W_Q, ex.W_K), ex.d_head)
+np.testing.assert_allclose(_pattern, ex.pattern)  # W_V does not move the pattern
+np.testing.assert_allclose(_c.attention_output(_pattern, ex.x, np.eye(4), ex.W_O)[0], new_out_A)
+np.testing.assert_allclose(new_out_A, ex.output[0][[0, 2, 1, 3]])  # middle two exchanged
+assert format_vector(new_out_A) in _out and format_vector(ex.output[0]) in _out
+""",
+    ("01_worked_example.ipynb", 2): """
+assert _out.splitlines()[0] == "True"
+np.testing.assert_array_equal(ex.x @ (2 * ex.W_Q), 2 * ex.q)  # queries double
+np.testing.assert_array_equal(ex.x @ (ex.W_K / 2), ex.k / 2)  # keys halve
+np.testing.assert_array_equal(circuits.attention_scores(ex.x, 2 * ex.W_Q, ex.W_K / 2), ex.scores)
+""",
+    ("01_worked_example.ipynb", 3): """
+np.testing.assert_array_equal(scores, [[3, -2], [-2, 3]])
+_p = circuits.attention_pattern(scores, 4)
+np.testing.assert_allclose(np.diag(_p), 1 / (1 + np.exp(-5 / 2)), rtol=1e-12)
+np.testing.assert_allclose(_p[0, 0], ex.weight("A", "B"), rtol=1e-12)  # what A used to give B
+assert (np.diag(_p) > 0.5).all()  # each token looks mostly at itself
+""",
+    ("02_one_layer_model.ipynb", 1): """
+_stats = experiments.circuit_stats(first, first_task)
+_value_spread = float(value_part.max() - value_part.min())
+assert float(position_part[0] - position_part[1:].max()) > _value_spread  # position 0 decides
+assert abs(_stats.qk_spearman) < 0.5  # the value row is no longer ordered by value
+assert _stats.copying_score > 0.9  # again a copier
+assert evaluate(first, first_task) >= 0.99
+""",
+    ("02_one_layer_model.ipynb", 2): """
+assert float(_out.strip()) == evaluate(both, task) == accuracy
+with torch.no_grad():
+    assert torch.equal(both(tokens[:1000]), model(tokens[:1000]))  # exactly the trained model
+    _neg_k = copy.deepcopy(model)
+    _neg_k.W_K.neg_()
+    assert torch.equal(_neg_k(tokens[:1000]), negated(tokens[:1000]))  # same as negating W_Q
+""",
+    ("02_one_layer_model.ipynb", 3): """
+_rows = [line.split() for line in _out.strip().splitlines()]
+_acc = {float(c): float(a) for c, a in _rows}
+assert list(_acc) == [1, 0.3, 0.1, 0.03, 0]
+assert _acc[1] == accuracy and _acc[0] < 0.5
+assert all(a >= b for a, b in zip(list(_acc.values()), list(_acc.values())[1:]))  # it falls
+with torch.no_grad():
+    _, _p = scaled.run_with_pattern(tokens[:100])  # scaled holds c = 0 after the loop
+torch.testing.assert_close(_p[:, 0, -1], torch.full_like(_p[:, 0, -1], 1 / task.n_ctx))
+""",
+    ("02_one_layer_model.ipynb", 4): """
+assert float(_out.strip()) == accuracy  # by construction: every answer moved
+_lst = torch.tensor([[n - 1, 3, 5, 0, 7, 2, task.query_token]])
+assert int(shifted(_lst)[0, -1].argmax()) == 0
+""",
+}
+
+
+@functools.cache
+def executed(path: Path) -> dict[int, list[str]]:
+    """Run the notebook plus its solutions; ``{exercise: [error messages]}``."""
+    nb = nbformat.read(str(path), as_version=4)
+    sols = solutions(nb, path.name)
+    for sol in sols:
+        run = nbformat.v4.new_code_cell("%%capture _captured\n" + sol.code)
+        check = CHECKS.get((path.name, sol.exercise), "")
+        verify = nbformat.v4.new_code_cell("_out = _captured.stdout\n" + check)
+        for cell in (run, verify):
+            cell.metadata["solution"] = sol.exercise
+        nb.cells += [run, verify]
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors: dict[int, list[str]] = {sol.exercise: [] for sol in sols}
+    lesson_errors = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                message = f"{out['ename']}: {out['evalue']}\n{cell.source}"
+                if "solution" in cell.metadata:
+                    errors[cell.metadata["solution"]].append(message)
+                else:
+                    lesson_errors.append(message)
+    if lesson_errors:
+        raise AssertionError(f"{path.name} itself fails:\n" + "\n".join(lesson_errors))
+    return errors
+
+
+def _cases():
+    cases = []
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for sol in solutions(nb, path.name):
+            cases.append(pytest.param(path, sol.exercise, id=f"{path.stem}-exercise{sol.exercise}"))
+    return cases
+
+
+def test_solution_parser():
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "**Exercise 1.** Do it.\n\n<details>\n<summary>Solution"
+         "</summary>\n\nText.\n```python\nx = 1\n```\nMore.\n```python\nprint(x)\n```\n</details>\n"},
+        {"cell_type": "code", "source": "pass"},
+        {"cell_type": "markdown", "source": "**Exercise 2.** Think.\n<details><summary>Solution"
+         "</summary>\nNo code here.\n</details>\n\n**Exercise 3.** More."},
+        {"cell_type": "markdown", "source": "<details><summary>Solution</summary>\n\n"
+         "````python\ny = 2\n````\n</details>"},
+    ]}
+    assert solutions(nb, "x.ipynb") == [
+        Solution("x.ipynb", 1, "x = 1\n\nprint(x)\n"), Solution("x.ipynb", 3, "y = 2\n")
+    ]
+
+
+def test_the_lessons_have_code_solutions():
+    names = {c.values[0].name for c in _cases()}
+    assert {"01_worked_example.ipynb", "02_one_layer_model.ipynb"} <= names
+
+
+@pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb"])
+def test_every_code_solution_of_the_lessons_has_a_check(lesson):
+    nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
+    unchecked = [s.exercise for s in solutions(nb, lesson) if (lesson, s.exercise) not in CHECKS]
+    assert not unchecked, f"{lesson}: add a check of the claims of exercises {unchecked} to CHECKS"
+    stale = [k for k in CHECKS if k[0] == lesson and k[1] not in {s.exercise for s in solutions(nb, lesson)}]
+    assert not stale, f"CHECKS has entries for solutions that no longer have code: {stale}"
+
+
+@pytest.mark.parametrize(("path", "exercise"), _cases())
+def test_solution_runs_and_its_claims_hold(path, exercise):
+    errors = executed(path)[exercise]
+    assert not errors, f"{path.name}, exercise {exercise}:\n" + "\n\n".join(errors)
