@@ -253,7 +253,7 @@ def check(root) -> list[str]:
             if not link.startswith(site):
                 problems.append(f"{rel}: site URL {link} does not start with {site}")
         for m in re.finditer(r"git\+(https://github\.com/[^\s\"'@]+)(@[\w./-]+)?", text):
-            if m.group(1) != url or m.group(2) != f"@{branch}":
+            if m.group(1) != url or m.group(2) not in (None, f"@{branch}"):
                 problems.append(f"{rel}: install source {m.group(0)} is not git+{url}@{branch}")
     return problems
 

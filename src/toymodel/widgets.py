@@ -113,7 +113,8 @@ class _Explorer(W.VBox):
 
 def worked_example_figure(view: explore.WorkedExampleView):
     """Three panels: raw scores, scaled scores and the pattern (rows: destination A, B)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
+    # 9.2 inches wide: shown across the website's text column, its 10 pt text stays >= 10 px
+    fig, axes = plt.subplots(1, 3, figsize=(9.2, 3.4), layout="constrained")
     tokens = list(view.tokens)
     limit = max(float(np.abs(view.scores).max()), float(np.abs(view.scaled_scores).max()), 1.0)
     heatmap(view.scores, tokens, tokens, title="raw scores $q_i \\cdot k_j$", ax=axes[0],
@@ -144,8 +145,8 @@ class WorkedExampleExplorer(_Explorer):
             value=default.default_scale, min=0.0, max=2.0, step=0.05, continuous_update=False,
             description="score scale", readout_format=".2f", style={"description_width": "initial"},
         )
-        self.causal = W.Checkbox(value=False, description="causal mask")
-        self.reset = W.Button(description="back to the lesson's values")
+        self.causal = W.Checkbox(value=False, description="causal mask", indent=False)
+        self.reset = W.Button(description="reset", tooltip="back to the lesson's values")
         self.reset.on_click(lambda _: self.restore())
         self._default = default
         rows = [W.HBox([W.Label(name, layout=W.Layout(width="40px"))] + boxes)
@@ -199,8 +200,9 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
     contribution to the number logits, and the logits with the prediction marked."""
     n = len(view.qk_row) if n_numbers is None else n_numbers
     numbers = view.tokens[:-1]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained",
-                             gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2]})
+    # two rows of two, 9.2 inches wide: on the website its 10 pt text stays >= 10 px
+    fig, axes = plt.subplots(2, 2, figsize=(9.2, 6.6), layout="constrained")
+    axes = axes.ravel()
     positions = np.arange(len(view.labels))
     axes[0].bar(positions, view.pattern[-1], color="tab:blue")
     axes[0].set_xticks(positions, view.labels)
@@ -211,7 +213,7 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
                     label="numbers in the list")
     axes[1].set(title="the query's QK row", xlabel="key token (a number)",
                 ylabel="score from the circuit")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=10)
     heatmap(view.ov_contributions[:, :n], view.labels, None, ax=axes[2],
             title="OV: each source's push on the logits", xlabel="logit of number",
             ylabel="source", cbar_label="attention x (x_src W_OV W_U)")
@@ -221,15 +223,15 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
     axes[3].axvline(view.expected, color="tab:orange", linestyle="--", linewidth=1,
                     label=view.expected_rule)
     axes[3].set(title=f"logits: prediction {view.prediction}", xlabel="number")
-    axes[3].legend(fontsize=8)
+    axes[3].legend(fontsize=10)
     return fig
 
 
 class HeadExplorer(_Explorer):
     """Explorer of lesson 02: a list of numbers through the trained model or an edited copy.
 
-    Controls: ``.numbers`` (``Text``: type the list), ``.examples`` (``Dropdown``: pick one of the
-    lesson's lists), ``.variant`` (``Dropdown`` over :data:`toymodel.explore.VARIANTS`).
+    Controls: ``.numbers`` (``Text``: type the list, then Enter), ``.examples`` (``Dropdown``:
+    pick one of the lesson's lists), ``.variant`` (``Dropdown``, :data:`toymodel.explore.VARIANTS`).
     """
 
     def __init__(self, task_name: str = "max"):
@@ -238,9 +240,10 @@ class HeadExplorer(_Explorer):
         lists = explore.example_lists(task_name=task_name)
         self.numbers = W.Text(value=", ".join(map(str, lists[0])), description="numbers",
                               continuous_update=False, layout=W.Layout(width="320px"))
-        self.examples = W.Dropdown(options=[("pick a list", None)]
-                                   + [(", ".join(map(str, x)), tuple(x)) for x in lists],
-                                   value=None, description="or pick")
+        self.examples = W.Dropdown(options=[("the lesson's lists", "")]
+                                   + [(", ".join(map(str, x)), ", ".join(map(str, x)))
+                                      for x in lists],
+                                   value="", description="or pick")
         self.examples.observe(self._picked, names="value")
         self.variant = W.Dropdown(options=list(explore.VARIANTS), value="trained",
                                   description="model")
@@ -252,8 +255,8 @@ class HeadExplorer(_Explorer):
                     [W.HBox([self.numbers, help_]), W.HBox([self.examples, self.variant])])
 
     def _picked(self, change):
-        if change["new"] is not None:
-            self.numbers.value = ", ".join(map(str, change["new"]))
+        if change["new"]:
+            self.numbers.value = change["new"]
 
     def compute(self):
         view = explore.head_view(self.numbers.value, self.variant.value, self.task_name)

@@ -15,20 +15,23 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
-def texts(cell) -> list[str]:
-    out = []
+def texts(cell) -> dict:
+    """The cell's printed text by kind; streams joined (they split differently between runs)."""
+    out = {"stdout": "", "stderr": "", "result": "", "error": ""}
     for o in cell.get("outputs", []):
         if o["output_type"] == "stream":
-            out.append(f"{o['name']}: {o['text']}")
+            out[o["name"]] += o["text"]
         elif o["output_type"] in ("execute_result", "display_data"):
             data = o.get("data", {})
             if "text/plain" in data and "image/png" not in data:
-                out.append(f"result: {data['text/plain']}")
+                out["result"] += data["text/plain"]
         elif o["output_type"] == "error":
-            out.append(f"error: {o['ename']}: {o['evalue']}")
-    # streams split differently from run to run: compare the concatenation per stream name
-    return ["".join(x for x in out if x.startswith(p)) for p in ("stdout", "stderr", "result",
-                                                                  "error")]
+            out["error"] += f"{o['ename']}: {o['evalue']}"
+    return out
+
+
+def show(parts: dict) -> str:
+    return "".join(f"[{k}]\n{v}" for k, v in parts.items() if v)
 
 
 def main(copy: str, committed: str) -> int:
@@ -51,7 +54,7 @@ def main(copy: str, committed: str) -> int:
                 problems.append(f"cell {cid}: not in the committed notebook")
             elif texts(cell) != texts(ref[cid]):
                 problems.append(f"cell {cid}: output differs\n--- committed\n"
-                                f"{''.join(texts(ref[cid]))}\n--- here\n{''.join(texts(cell))}")
+                                f"{show(texts(ref[cid]))}\n--- here\n{show(texts(cell))}")
         explorers += "_explorer()" in cell.source
         if "_explorer()" in cell.source and not any(
                 "application/vnd.jupyter.widget-view+json" in o.get("data", {})

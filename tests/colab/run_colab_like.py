@@ -23,10 +23,12 @@ is one, and the run stops if the torch it got is not a CPU build.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,8 @@ TORCH_VERSION = os.environ.get("COLAB_TORCH_VERSION", "2.13.0")
 RUNTIME = ["numpy", "matplotlib", "ipywidgets==7.7.1", "ipykernel", "nbclient", "nbformat"]
 LIGHT = ["safetensors", "tqdm"]  # variant A has them before the install cell runs
 KEPT = ["torch", "numpy", "matplotlib", "ipywidgets"]  # the install must leave these alone
+# Colab ships these too; a lesson that imports one gets it added to the environment first
+COLAB_ALSO_HAS = {"transformers": "transformers"}
 
 
 def log(msg):
@@ -136,8 +140,20 @@ def installed(venv: Path, name: str) -> bool:
     return subprocess.run([venv / "bin" / "python", "-c", code]).returncode == 0
 
 
+def add_colab_extras(venv: Path, notebook: Path):
+    """Install the Colab-shipped packages (``COLAB_ALSO_HAS``) that ``notebook`` imports."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    for module, package in COLAB_ALSO_HAS.items():
+        if re.search(rf"^\s*(import|from) {module}\b", code, re.MULTILINE) and not installed(
+                venv, module):
+            log(f"adding {package} (Colab has it) for {notebook.name}")
+            pip(venv, "install", "-q", package)
+
+
 def run_notebook(venv: Path, wheel: Path, notebook: Path, variant: str) -> list[str]:
     """Execute one notebook alone in an empty folder; returns the problems found."""
+    add_colab_extras(venv, notebook)
     pip(venv, "uninstall", "-q", "-y", "toymodel", *(LIGHT if variant == "B" else []))
     before = versions(venv)
     with tempfile.TemporaryDirectory(prefix="colab-") as tmp:
@@ -172,8 +188,19 @@ def main(argv=None) -> int:
                         default=sorted((ROOT / "notebooks").glob("*.ipynb")))
     parser.add_argument("--variants", default="BA", help="which variants to run (default BA)")
     args = parser.parse_args(argv)
-    start = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
+    # one run at a time per cache: runs share the environment and uninstall packages in it
+    with open(WORK / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another run using {WORK}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run(args)
+
+
+def _run(args) -> int:
+    start = time.monotonic()
     wheel = build_wheel()
     log(f"built {wheel.name} in {time.monotonic() - start:.0f} s")
     venv = runtime_venv()
