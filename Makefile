@@ -56,6 +56,7 @@ colab: $(STAMP)
 # offline) in _build/assignments; never publish the autograder folders.
 assignments: $(TEST_STAMP)
 	$(BIN)/python assignments/build.py --out _build/assignments
+
 # Every built page in Chromium with the network blocked (needs the build of strict-book or book);
 # screenshots go to _build/screenshots/.
 browser: $(TEST_STAMP) browser-deps
@@ -73,7 +74,7 @@ browser-deps:
 	  fi; }
 
 # The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
-book-nosolutions: $(STAMP)
+book-nosolutions: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)

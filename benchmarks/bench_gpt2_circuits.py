@@ -96,8 +96,21 @@ def worker(route: str, heads: int, repeats: int, rows: int, threads: int | None)
         start = time.perf_counter()
         result = ROUTES[route](W_E, W_V, W_O, W_U, rows)
         times.append(time.perf_counter() - start)
+    check_s = None
+    if route == "copying-toymodel":  # what the input checks (shapes, NaN) cost of this call
+        from toymodel._validate import _all_finite
+        from toymodel.circuits import _ov_shapes
+
+        shared = W_U @ W_E
+        checks = []
+        for _ in range(repeats):  # shapes of all four, NaN in W_V, W_O and in W_U @ W_E
+            start = time.perf_counter()
+            _ov_shapes(W_E, W_V, W_O, W_U, check_finite=False)
+            _all_finite(shared)
+            checks.append(time.perf_counter() - start)
+        check_s = statistics.median(checks)
     return {
-        "route": route, "heads": heads, "rows": rows, "repeats": repeats,
+        "route": route, "heads": heads, "rows": rows, "repeats": repeats, "check_s": check_s,
         "threads": torch.get_num_threads(), "seconds": times,
         "median_s": statistics.median(times), "peak_mb": peak_mb(), "weights_mb": base,
         "result": [float(x) for x in torch.as_tensor(result).flatten()[:144]],

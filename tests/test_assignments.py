@@ -24,13 +24,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ROOT / "assignments"
-sys.path.insert(0, str(ASSIGNMENTS))
 
 otter = pytest.importorskip("otter", reason="otter-grader is in requirements-test.txt")
 
-import build  # noqa: E402  (assignments/build.py)
-
 from toymodel import grading  # noqa: E402
+
+
+def _load_build():
+    """assignments/build.py, under a name no installed package uses."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("assignments_build", ASSIGNMENTS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build()
 
 NAMES = [p.stem for p in build.masters()]
 
@@ -44,8 +54,7 @@ NAMES = [p.stem for p in build.masters()]
 def built(tmp_path_factory):
     """``otter assign`` every master once (no test run); returns the output folder."""
     out = tmp_path_factory.mktemp("assignments")
-    for master in build.masters():
-        build.build_one(master, out)
+    build.main(["--out", str(out)])
     return out
 
 
@@ -80,8 +89,10 @@ def code_cells(nb_path: Path):
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, dict]:
-    """Execute a notebook's code cells in order, in this process, from its own folder.
+def run_notebook(nb_path: Path, stop_before: str | None = None,
+                 cwd: Path | None = None) -> tuple[dict, dict]:
+    """Execute a notebook's code cells in order, in this process, from its own folder (or
+    ``cwd``).
 
     Returns ``(namespace, checks)`` where ``checks`` maps each question name to the result of
     its ``grader.check("q")`` cell (an otter ``TestFile``). Stops before the first cell whose
@@ -92,8 +103,8 @@ def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, d
     transform = TransformerManager().transform_cell
     ns: dict = {"__name__": "__main__"}
     checks = {}
-    cwd = os.getcwd()
-    os.chdir(nb_path.parent)
+    here = os.getcwd()
+    os.chdir(cwd or nb_path.parent)
     try:
         for cell in code_cells(nb_path):
             src = "".join(cell["source"])
@@ -106,7 +117,7 @@ def run_notebook(nb_path: Path, stop_before: str | None = None) -> tuple[dict, d
                 elif "grader.check_all()" not in src:
                     exec(compile(transform(src), str(nb_path), "exec"), ns)
     finally:
-        os.chdir(cwd)
+        os.chdir(here)
     ns["__checks__"] = checks
     return ns, checks
 
@@ -164,10 +175,18 @@ def test_layout(built, name):
     assert not (student / "autograder").exists()
     assert not list(student.glob("*.zip")) and not list(student.glob("*.pdf"))
     assert (built / "publish" / name / f"{name}.ipynb").is_file()
-    # the first code cell installs toymodel as lesson 01's does
-    lesson = code_cells(ROOT / "notebooks" / "01_worked_example.ipynb")[0]
+    assert not list((built / "publish").rglob("*autograder*"))
+    # the Colab setup cell fetches the checks from this repository's publish branch
+    from toymodel._repo import REPO_URL
+
+    setup = "".join(code_cells(ASSIGNMENTS / f"{name}.ipynb")[1]["source"])
+    assert f"--branch {build.PUBLISH_BRANCH} {REPO_URL} " in setup
+    assert f'notebook = "{name}.ipynb"' in setup and "otter.Notebook(" in setup
+    # the first code cell installs toymodel as every lesson's does (toymodel._repo's template)
+    from toymodel._repo import install_cell
+
     first = code_cells(ASSIGNMENTS / f"{name}.ipynb")[0]
-    assert "".join(first["source"]) == "".join(lesson["source"])
+    assert "".join(first["source"]) == install_cell()
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +236,8 @@ def test_student_version_has_no_solution(built, name):
     texts = {f"{name}.ipynb": (student / f"{name}.ipynb").read_text()}
     for p in (student / "tests").glob("*.py"):
         texts[f"tests/{p.name}"] = p.read_text()
-        assert "'hidden': True" not in texts[f"tests/{p.name}"], f"hidden check in {p.name}"
+        assert "hidden=True" not in texts[f"tests/{p.name}"], f"hidden check in {p.name}"
+        assert "hidden=False" in texts[f"tests/{p.name}"], "unexpected test file format"
     nb = json.loads(texts[f"{name}.ipynb"])
     for cell in nb["cells"]:
         assert not cell.get("outputs"), "the student notebook ships without outputs"
@@ -306,9 +326,26 @@ def test_instructor_page_agrees_with_the_masters():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == str(questions), row
         assert cells[4] == f"{sum(minutes)} minutes", row
-        link = (f"https://colab.research.google.com/github/qk-ov-circuits/qk-ov-book/blob/"
-                f"assignments/{name}/{name}.ipynb")
-        assert link in page
+        assert build.colab_link(name) in page
+
+
+def test_colab_like_run_of_a_student_version(built, tmp_path, monkeypatch):
+    """As on Colab: otter sees the Colab shell, the notebook file is not on disk, and the
+    tests/ folder is what the setup cell fetched from the assignments branch (copied here)."""
+    import shutil
+    import types
+
+    import otter.check.utils as ocu
+
+    name = "a1_head_by_hand"
+    shutil.copytree(built / "publish" / name / "tests", tmp_path / "tests")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(ocu, "get_ipython", lambda: "<google.colab._shell.Shell object>")
+    ns, checks = run_notebook(built / name / "student" / f"{name}.ipynb", cwd=tmp_path)
+    assert ns["grader"].interpreter is ocu.IPythonInterpreter.COLAB
+    assert not (tmp_path / f"{name}.ipynb").exists()
+    assert sorted(checks) == [f"q{i}" for i in range(1, 7)]
+    assert "W_QK is still `...`" in messages(checks["q1"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,3 +479,93 @@ def test_messages_name_the_entry_not_the_answer():
         grading.check_array(3 * expected, expected, "M")
     with pytest.raises(grading.CheckFailed, match="NaN"):
         grading.check_array(expected * np.nan, expected, "M")
+
+
+def test_pattern_check_names_each_mistake():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4, 4)) * 3
+    d = 4
+    right = grading.reference_pattern(scores, d)
+    grading.check_pattern(right, scores, d)
+
+    def softmax(s, axis=-1):
+        e = np.exp(s - s.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    future = np.triu(np.ones((4, 4), bool), 1)
+    cases = {
+        "no causal mask": softmax(scores / 2),
+        "1/sqrt(d_head)": softmax(np.where(future, -np.inf, scores)),
+        "wrong side": softmax(np.where(future.T, -np.inf, scores / 2)),
+        "wrong axis": softmax(np.where(future, -np.inf, scores / 2), axis=0),
+        "neither": softmax(scores),
+    }
+    for phrase, wrong in cases.items():
+        with pytest.raises(grading.CheckFailed, match=re.escape(phrase)):
+            grading.check_pattern(wrong, scores, d)
+    with pytest.raises(grading.CheckFailed, match="future positions"):
+        grading.check_pattern(right + np.triu(np.full((4, 4), 0.01), 1), scores, d)
+
+
+def test_circuit_checks_catch_transposes_and_accept_tensors():
+    import torch
+
+    h = grading.random_head(seed=3, d_model=5, d_head=3)
+    grading.check_ov_circuit(torch.tensor(h.W_V @ h.W_O, requires_grad=True), h.W_V, h.W_O)
+    with pytest.raises(grading.CheckFailed, match="transpose"):
+        grading.check_ov_circuit((h.W_V @ h.W_O).T, h.W_V, h.W_O)
+    W_E, W_U = np.eye(5)[:4] + 0.1, np.arange(20.0).reshape(5, 4) / 10
+    full_ov = W_E @ h.W_V @ h.W_O @ W_U
+    grading.check_full_ov(full_ov, W_E, h.W_V, h.W_O, W_U)
+    with pytest.raises(grading.CheckFailed, match="transposed"):
+        grading.check_full_ov(full_ov.T, W_E, h.W_V, h.W_O, W_U)
+    full_qk = W_E @ h.W_Q @ h.W_K.T @ W_E.T
+    with pytest.raises(grading.CheckFailed, match="transposed"):
+        grading.check_full_qk(full_qk.T, W_E, h.W_Q, h.W_K)
+
+
+def test_function_and_value_checks():
+    h = grading.random_head(seed=4)
+    with pytest.raises(grading.CheckFailed, match=r"qk\(\[6, 3\], \[6, 3\]\) raised ValueError"):
+        grading.check_function(lambda a, b: a @ b, "qk", [(h.W_Q, h.W_K)],
+                               grading.check_qk_circuit)
+    with pytest.raises(grading.CheckFailed, match="should be a function"):
+        grading.check_function(..., "qk", [], grading.check_qk_circuit)
+    grading.check_value(np.int64(3), 3, "winner")
+    with pytest.raises(grading.CheckFailed, match="not right: because"):
+        grading.check_value(4, 3, "winner", wrong={4: "because"})
+    with pytest.raises(grading.CheckFailed, match="not right"):
+        grading.check_value(True, 1, "sign")
+    grading.check_close(0.5 + 1e-9, 0.5, "x")
+    with pytest.raises(grading.CheckFailed, match="single number"):
+        grading.check_close([0.5, 0.5], 0.5, "x")
+
+
+def test_preview_and_summary_tolerate_blanks(capsys):
+    grading.preview(...)
+    grading.preview(np.arange(12.0).reshape(3, 4), rows=2, cols=2)
+    text = grading.summary({"a": lambda: ..., "b": 0.25, "c": lambda: 1 / 0, "d": np.ones(2)})
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "[[0. 1.]\n [4. 5.]]" in out
+    assert text.splitlines()[1].endswith("0.2500") and "not answered yet" in text.splitlines()[2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_markdown_follows_the_book_rules(name):
+    """The lessons' rules hold in the assignments' markdown too: no number typed by hand (they
+    come from code), nothing Colab cannot render, and every hint folds away."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_book import colab_unrenderable, decimals_in_math, hand_typed_numbers
+
+    cells = json.loads((ASSIGNMENTS / f"{name}.ipynb").read_text())["cells"]
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        assert not hand_typed_numbers(text) and not decimals_in_math(text), text
+        assert not colab_unrenderable(text), text
+        assert text.count("<details>") == text.count("</details>")
+    prompts = ["".join(c["source"]) for c in cells
+               if c["cell_type"] == "markdown" and "*Learning goal:*" in "".join(c["source"])]
+    assert prompts and all("<summary>Hint</summary>" in p and "*Difficulty:*" in p
+                           and "*Estimated time:*" in p for p in prompts)

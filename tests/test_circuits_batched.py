@@ -137,9 +137,31 @@ def test_batched_input_checks():
     big_t = torch.tensor(big)
     with pytest.raises(ValueError, match="W_E contains NaN"):
         C.copying_score(big_t, *(torch.tensor(w[k]) for k in ("W_V", "W_O")), big_t.T)
+    # a NaN whose unembedding column is zero still reaches W_U @ W_E (0 * NaN is NaN)
+    W_U = big.T.copy()
+    W_U[:, 4321] = 0
+    W_E = np.nan_to_num(big)
+    W_E[4321, 0] = np.nan
+    for conv in (np.asarray, torch.tensor):
+        with pytest.raises(ValueError, match="W_E contains NaN"):
+            C.copying_score(conv(W_E), conv(w["W_V"]), conv(w["W_O"]), conv(W_U))
+    W_U[2, 7] = np.inf
+    with pytest.raises(ValueError, match="W_U contains NaN"):
+        C.copying_score(np.nan_to_num(big), w["W_V"], w["W_O"], W_U)
     # huge but finite entries overflow a float32 sum: still accepted
     huge = np.full((5000, 2), 3e38, dtype=np.float32)
     assert to_array(huge, "x") is huge
     assert to_array(torch.tensor(huge), "x").shape == (5000, 2)
     with pytest.raises(ValueError, match=r"\[n_heads, d_model, d_head\] \(leading dimensions"):
         C.qk_circuit(np.ones((1, 2, 3, 4, 2)), np.ones((1, 2, 3, 4, 2)))
+
+
+def test_column_convention_accepts_layers_and_heads():
+    from toymodel import conventions as K
+
+    w = model()
+    col = K.to_column_convention(W_V=w["W_V"], W_O=w["W_O"], W_E=w["W_E"], W_U=w["W_U"])
+    assert col["W_V_col"].shape == (L, H, D_HEAD, D_MODEL)
+    paper = K.column_full_ov_circuit(col["W_E_col"], col["W_V_col"], col["W_O_col"], col["W_U_col"])
+    ours = C.full_ov_circuit(w["W_E"], w["W_V"], w["W_O"], w["W_U"])
+    np.testing.assert_allclose(paper, np.swapaxes(ours, -1, -2), atol=1e-9)

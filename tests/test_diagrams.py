@@ -20,7 +20,7 @@ from toymodel import diagrams  # noqa: E402
 
 def _texts(fig) -> str:
     """All text of a figure, with mathtext markup removed: ``$W_{OV}$`` reads ``W_OV``."""
-    raw = " | ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+    raw = " | ".join(t.get_text().replace("\n", " ") for t in fig.findobj(matplotlib.text.Text))
     return re.sub(r"[${}\\]", "", raw)
 
 
@@ -87,3 +87,36 @@ def test_module_runs_as_a_script(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (out / "qk_path.png").exists() and (out / "ov_path.png").exists()
+
+
+def _min_font_pt(fig) -> float:
+    return min(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
+               if t.get_visible() and t.get_text().strip())
+
+
+@pytest.mark.parametrize("name", sorted(diagrams.FIGURES))
+def test_text_stays_readable_in_the_text_column(name, tmp_path):
+    """Smallest text >= MIN_PT and the PNG at most MAX_WIDTH_IN wide: shown across the 672 px
+    column of a 1280 px window, every label is at least 10 px tall (the browser test measures
+    the real page)."""
+    fig = diagrams.FIGURES[name]()
+    try:
+        assert _min_font_pt(fig) >= diagrams.MIN_PT
+    finally:
+        plt.close(fig)
+    from PIL import Image
+
+    path = next(p for p in diagrams.main(tmp_path) if p.name == name)
+    width_in = Image.open(path).size[0] / diagrams.DPI
+    assert width_in <= diagrams.MAX_WIDTH_IN
+    assert diagrams.MIN_PT * 672 / (72 * width_in) >= 10
+
+
+def test_brand_images(tmp_path):
+    written = diagrams.write_brand(tmp_path)
+    sizes = {}
+    from PIL import Image
+
+    for path in written:
+        sizes[path.name] = Image.open(path).size
+    assert sizes == {"logo.png": (300, 300), "favicon.png": (64, 64)}

@@ -90,6 +90,9 @@ def test_detectors(tl, model, detect):
     w = weight_detectors(model)
     assert tl["tl_w_prev"] == pytest.approx(w["previous_token"][0, prev].item(), abs=1e-12)
     assert tl["tl_copying_min"] == pytest.approx(w["copying"][1].min().item(), abs=1e-6)
+    assert tl["tl_copying_max"] == pytest.approx(w["copying"][1].max().item(), abs=1e-6)
+    assert tl["tl_copying_combined"] == pytest.approx(w["copying_combined"][1].item(), abs=1e-12)
+    assert tl["tl_copying_max"] < 0.9 < tl["tl_copying_combined"]
 
 
 def test_composition(tl, model):

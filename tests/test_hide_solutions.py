@@ -35,25 +35,42 @@ def edition(tmp_path_factory) -> Path:
     return hs.build(ROOT, tmp_path_factory.mktemp("nosolutions"), execute=False)
 
 
-PHRASE = re.compile(r"\b(?:[A-Za-z]{2,} ){4}[A-Za-z]{2,}\b")
+WORD = re.compile(r"^[A-Za-z]{2,}$")
+SOLUTION_BLOCKS = (re.compile(r"```\{solution\}[^\n]*\n(.*?)```", re.S),
+                   re.compile(r"<summary>\s*Solution\s*</summary>(.*?)</details>", re.S))
+
+
+def _sources() -> list[str]:
+    texts = [p.read_text() for p in sorted(ROOT.glob("book/*.md"))]
+    for nb in sorted(ROOT.glob("notebooks/*.ipynb")):
+        texts += ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"]]
+    return texts
 
 
 def _solution_phrases() -> list[str]:
-    """From each solution of the normal book, a run of five plain words (no math or markup)."""
-    blocks = []
-    for page in sorted(ROOT.glob("book/*.md")):
-        blocks += re.findall(r"```\{solution\}[^\n]*\n(.*?)```", page.read_text(), re.S)
-    for nb in sorted(ROOT.glob("notebooks/*.ipynb")):
-        for cell in json.loads(nb.read_text())["cells"]:
-            blocks += re.findall(r"</summary>(.*?)</details>", "".join(cell["source"]), re.S)
+    """From each solution of the normal book, six plain words in a row that appear nowhere in the
+    sources outside the solutions (so finding them in the edition means a solution leaked)."""
+    texts = _sources()
+    blocks = [b for t in texts for pattern in SOLUTION_BLOCKS for b in pattern.findall(t)]
+    outside = " ".join(t for t in texts for pattern in SOLUTION_BLOCKS
+                       for t in [pattern.sub(" ", t)])
+    outside = " ".join(outside.split())
     phrases = []
     for block in blocks:
         block = re.sub(r"(?m)^:.*$", "", block)  # directive options (:class: dropdown)
+        found = None
         for segment in re.split(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|\([^)]*\)|[*_\"]", block):
-            m = PHRASE.search(" ".join(segment.split()))
-            if m:
-                phrases.append(m.group(0))
+            words = segment.split()
+            for k in range(len(words) - 5):
+                window = words[k:k + 6]
+                phrase = " ".join(window)
+                if all(WORD.match(w) for w in window) and phrase not in outside:
+                    found = phrase
+                    break
+            if found:
                 break
+        if found:
+            phrases.append(found)
     return phrases
 
 

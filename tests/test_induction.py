@@ -78,6 +78,9 @@ def test_detectors_find_previous_token_and_induction_heads(model):
     w = induction.weight_detectors(model)
     assert int(w["previous_token"][0].argmax()) == prev
     assert torch.all(w["copying"][1] > 0.5)
+    # each induction head copies part of the vocabulary; their summed OV circuits copy nearly all
+    assert w["copying_combined"].shape == (2,)
+    assert torch.all(w["copying"][1] < 0.9) and w["copying_combined"][1] > 0.95
 
 
 def test_head_scores_on_a_made_up_pattern():

@@ -99,7 +99,7 @@ def test_trained_model_figure_frames_hold_the_data(tm_data):
     assert len(fig.frames) == len(tm_data["tokens"])
     for i, frame in enumerate(fig.frames):
         np.testing.assert_allclose(np.asarray(frame.data[0].z), tm_data["pattern"][i])
-        np.testing.assert_allclose(np.asarray(frame.data[1].y), tm_data["query_scores"][i])
+        np.testing.assert_allclose(np.asarray(frame.data[1].y), tm_data["query_scores"][i][:-1])
         np.testing.assert_allclose(np.asarray(frame.data[2].y), tm_data["ov_logits"][i])
         colours = list(frame.data[2].marker.color)
         assert colours.index(webfigs.HIGHLIGHT) == tm_data["targets"][i]

@@ -26,3 +26,28 @@ for (const button of document.querySelectorAll(".theme-switch-button")) {
   hideDecorativeIcons(button);
   new MutationObserver(() => hideDecorativeIcons(button)).observe(button, {childList: true});
 }
+
+// Lesson figures are matplotlib PNGs at 100 dpi: shrunk below 0.72 of its natural width, a
+// figure's 10 pt text falls under 10 px. A figure wider than that keeps the 0.72 scale and
+// scrolls sideways inside its own (keyboard-focusable) box instead.
+const MIN_FIGURE_SCALE = 0.72;
+function keepFigureReadable(img) {
+  const box = img.closest(".cell_output") || img.parentElement;
+  const width = Math.ceil(img.naturalWidth * MIN_FIGURE_SCALE);
+  if (!img.naturalWidth || width <= box.clientWidth) {
+    return;
+  }
+  img.style.maxWidth = "none";
+  img.style.width = `${width}px`;
+  box.style.overflowX = "auto";
+  box.tabIndex = 0;
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", "wide figure: scroll sideways to see all of it");
+}
+for (const img of document.querySelectorAll(".cell_output img")) {
+  if (img.complete) {
+    keepFigureReadable(img);
+  } else {
+    img.addEventListener("load", () => keepFigureReadable(img));
+  }
+}

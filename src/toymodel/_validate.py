@@ -34,19 +34,21 @@ def _describe(x) -> str:
     return f"{type(x).__name__}"
 
 
-def to_array(x, name: str):
+def to_array(x, name: str, check_finite: bool = True):
     """Return ``x`` as a float numpy array or a float torch tensor, checking it is numeric.
 
     Lists and tuples of numbers become numpy arrays. Integer and boolean inputs become floats
     (float64 for numpy, the default torch float dtype for torch). Strings, objects, complex
-    numbers and ``None`` raise ``TypeError``; NaN or infinite entries raise ``ValueError``.
+    numbers and ``None`` raise ``TypeError``; NaN or infinite entries raise ``ValueError`` (unless
+    ``check_finite`` is False: a caller that checks a product of ``x`` instead, which any NaN or
+    infinity in ``x`` reaches, and calls ``to_array`` again when that product is not finite).
     """
     if is_torch(x):
         if x.is_complex():
             raise TypeError(f"{name} must be a real-valued tensor, got {_describe(x)}")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
-        if not _all_finite(x):
+        if check_finite and not _all_finite(x):
             raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
         return x
     if isinstance(x, (list, tuple)) or isinstance(x, numbers.Number):
@@ -61,7 +63,7 @@ def to_array(x, name: str):
             f"{name} must hold real numbers (float, int or bool), got dtype {x.dtype}"
         )
     x = x.astype(np.float64) if x.dtype.kind != "f" else x
-    if not _all_finite(x):
+    if check_finite and not _all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values; expected finite numbers")
     return x
 
@@ -104,8 +106,8 @@ class Shapes:
         self.kind: str | None = None
         self.first: str | None = None
 
-    def __call__(self, x, name: str, dims: str):
-        x = to_array(x, name)
+    def __call__(self, x, name: str, dims: str, check_finite: bool = True):
+        x = to_array(x, name, check_finite)
         kind = "torch" if is_torch(x) else "numpy"
         if self.kind is None:
             self.kind, self.first = kind, name

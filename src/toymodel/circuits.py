@@ -33,7 +33,7 @@ import math
 import numpy as np
 import torch
 
-from ._validate import Shapes, check_positive_int, is_torch
+from ._validate import Shapes, _all_finite, check_positive_int, is_torch, to_array
 from .factored import FactoredMatrix
 
 __all__ = [
@@ -274,13 +274,13 @@ def full_ov_circuit(W_E, W_V, W_O, W_U):
     return (W_E @ W_V) @ (W_O @ W_U)
 
 
-def _ov_shapes(W_E, W_V, W_O, W_U):
+def _ov_shapes(W_E, W_V, W_O, W_U, check_finite: bool = True):
     s = Shapes()
     W_V = s(W_V, "W_V", "n_layers? n_heads? d_model d_head")
     W_O = s(W_O, "W_O", "n_layers? n_heads? d_head d_model")
     _same_rank(W_V, "W_V", W_O, "W_O")
-    W_E = s(W_E, "W_E", "d_vocab d_model")
-    W_U = s(W_U, "W_U", "d_model d_vocab")
+    W_E = s(W_E, "W_E", "d_vocab d_model", check_finite)
+    W_U = s(W_U, "W_U", "d_model d_vocab", check_finite)
     return W_E, W_V, W_O, W_U
 
 
@@ -321,11 +321,17 @@ def _small_ov_product(W_E, W_V, W_O, W_U, combine_heads: bool):
     ``d_model x d_vocab x d_model`` product plus ``d_head x d_model x d_model`` per head, instead of
     ``d_head x d_vocab x d_model`` twice per head.
     """
-    W_E, W_V, W_O, W_U = _ov_shapes(W_E, W_V, W_O, W_U)
+    # The vocabulary-sized W_E and W_U are checked for NaN through their small product instead
+    # (a NaN or infinity anywhere in them reaches it), so the checks stay cheap at GPT-2's size.
+    W_E, W_V, W_O, W_U = _ov_shapes(W_E, W_V, W_O, W_U, check_finite=False)
     if combine_heads:
         W_V, W_O = _concat_heads(W_V, W_O)
     with torch.no_grad() if is_torch(W_E) else contextlib.nullcontext():
         shared = W_U @ W_E  # [d_model, d_model], the same for every head
+    if not _all_finite(shared):  # name the bad input, or go on if the product only overflowed
+        to_array(W_E, "W_E")
+        to_array(W_U, "W_U")
+    with torch.no_grad() if is_torch(W_E) else contextlib.nullcontext():
         # all heads' W_O rows in one matrix product (faster than a batched one), then per head
         left = (W_O.reshape(-1, W_O.shape[-1]) @ shared).reshape(W_O.shape)
         return left @ W_V

@@ -22,7 +22,8 @@ can compare them with :mod:`toymodel.circuits`:
   :func:`toymodel.circuits.full_ov_circuit`: there, entry ``(i, j)`` is how much attending to
   token ``j`` raises the logit of token ``i``.
 
-The circuit functions accept one head or all heads (a leading ``n_heads`` dimension);
+The circuit functions accept one head, all heads (a leading ``n_heads`` dimension) or all heads
+of all layers (``[n_layers, n_heads, ...]``);
 numpy in, numpy out; torch in, torch out.
 """
 
@@ -52,10 +53,10 @@ def _transpose_weights(weights: dict, suffix_in: str, suffix_out: str) -> dict:
             expected = ", ".join(n + suffix_in for n in _WEIGHT_NAMES)
             raise TypeError(f"unknown weight name {key!r}; expected some of: {expected}")
         value = to_array(value, key)
-        if value.ndim not in (2, 3):
+        if value.ndim not in (2, 3, 4):
             raise ValueError(
-                f"{key} must be a matrix (or a stack of per-head matrices), got shape "
-                f"{list(value.shape)}"
+                f"{key} must be a matrix (or a stack of per-head matrices, [n_heads, ...] or "
+                f"[n_layers, n_heads, ...]), got shape {list(value.shape)}"
             )
         out[base + suffix_out] = _T(value)
     return out
@@ -97,8 +98,8 @@ def column_qk_circuit(W_Q_col, W_K_col):
         ``score = x_dest^T W_QK x_src`` does not care which way the vectors are written.
     """
     s = Shapes()
-    W_Q_col = s(W_Q_col, "W_Q_col", "n_heads? d_head d_model")
-    W_K_col = s(W_K_col, "W_K_col", "n_heads? d_head d_model")
+    W_Q_col = s(W_Q_col, "W_Q_col", "n_layers? n_heads? d_head d_model")
+    W_K_col = s(W_K_col, "W_K_col", "n_layers? n_heads? d_head d_model")
     _same_rank(W_Q_col, "W_Q_col", W_K_col, "W_K_col")
     return _T(W_Q_col) @ W_K_col
 
@@ -115,8 +116,8 @@ def column_ov_circuit(W_V_col, W_O_col):
         transpose of our ``W_V @ W_O``.
     """
     s = Shapes()
-    W_V_col = s(W_V_col, "W_V_col", "n_heads? d_head d_model")
-    W_O_col = s(W_O_col, "W_O_col", "n_heads? d_model d_head")
+    W_V_col = s(W_V_col, "W_V_col", "n_layers? n_heads? d_head d_model")
+    W_O_col = s(W_O_col, "W_O_col", "n_layers? n_heads? d_model d_head")
     _same_rank(W_V_col, "W_V_col", W_O_col, "W_O_col")
     return W_O_col @ W_V_col
 
@@ -151,8 +152,8 @@ def column_full_qk_circuit(W_E_col, W_Q_col, W_K_col):
         matrix as :func:`toymodel.circuits.full_qk_circuit`.
     """
     s = Shapes()
-    W_Q_col = s(W_Q_col, "W_Q_col", "n_heads? d_head d_model")
-    W_K_col = s(W_K_col, "W_K_col", "n_heads? d_head d_model")
+    W_Q_col = s(W_Q_col, "W_Q_col", "n_layers? n_heads? d_head d_model")
+    W_K_col = s(W_K_col, "W_K_col", "n_layers? n_heads? d_head d_model")
     _same_rank(W_Q_col, "W_Q_col", W_K_col, "W_K_col")
     W_E_col = s(W_E_col, "W_E_col", "d_model d_vocab")
     return _T(W_E_col) @ column_qk_circuit(W_Q_col, W_K_col) @ W_E_col
@@ -173,8 +174,8 @@ def column_full_ov_circuit(W_E_col, W_V_col, W_O_col, W_U_col):
         transpose of :func:`toymodel.circuits.full_ov_circuit`.
     """
     s = Shapes()
-    W_V_col = s(W_V_col, "W_V_col", "n_heads? d_head d_model")
-    W_O_col = s(W_O_col, "W_O_col", "n_heads? d_model d_head")
+    W_V_col = s(W_V_col, "W_V_col", "n_layers? n_heads? d_head d_model")
+    W_O_col = s(W_O_col, "W_O_col", "n_layers? n_heads? d_model d_head")
     _same_rank(W_V_col, "W_V_col", W_O_col, "W_O_col")
     W_E_col = s(W_E_col, "W_E_col", "d_model d_vocab")
     W_U_col = s(W_U_col, "W_U_col", "d_vocab d_model")

@@ -49,6 +49,10 @@ C_PATTERN = PALETTE["vermillion"]
 
 FIGSIZE = (8.0, 3.5)
 DPI = 150
+#: Smallest font size (points). A diagram at most 8.4 inches wide, shown across the 672 px text
+#: column of a 1280 px window, draws its smallest text at least 10 px tall.
+MIN_PT = 9.0
+MAX_WIDTH_IN = 8.4
 _RC = {
     "font.family": "DejaVu Sans",
     "mathtext.fontset": "dejavusans",
@@ -78,8 +82,13 @@ def _canvas(width: float = 16.0, height: float = 7.0, figsize=FIGSIZE):
     return fig, ax
 
 
-def _box(ax, x, y, w, h, label, colour, sub=None, fontsize=11, subsize=7.5):
+def _pt(size: float) -> float:
+    return max(float(size), MIN_PT)
+
+
+def _box(ax, x, y, w, h, label, colour, sub=None, fontsize=11, subsize=MIN_PT):
     """A rounded box centred at ``(x, y)`` with a main label and an optional smaller line."""
+    fontsize, subsize = _pt(fontsize), _pt(subsize)
     patch = FancyBboxPatch(
         (x - w / 2, y - h / 2),
         w,
@@ -123,7 +132,7 @@ def _arrow(ax, start, end, colour="#333333", style="-|>", lw=1.4, ls="-", rad=0.
 def _label(ax, x, y, text, size=8, colour="#333333", **kw):
     kw.setdefault("ha", "center")
     kw.setdefault("va", "center")
-    return ax.text(x, y, text, fontsize=size, color=colour, **kw)
+    return ax.text(x, y, text, fontsize=_pt(size), color=colour, **kw)
 
 
 def _bracket(ax, x0, x1, y, text, colour, below=True, size=9):
@@ -132,7 +141,7 @@ def _bracket(ax, x0, x1, y, text, colour, below=True, size=9):
     ax.plot([x0, x0, x1, x1], [y - tick, y, y, y - tick], color=colour, lw=1.3)
     ax.text(
         (x0 + x1) / 2, y + (-0.38 if below else 0.38), text, ha="center",
-        va="top" if below else "bottom", fontsize=size, color="#222222",
+        va="top" if below else "bottom", fontsize=_pt(size), color="#222222",
     )
 
 
@@ -152,41 +161,41 @@ def qk_path():
     ``W_pos``) and sent through ``W_Q`` and ``W_K``; they meet in a raw score, the bilinear form
     ``x_i W_Q W_K^T x_j^T``, which a softmax over sources turns into the attention pattern.
     """
-    fig, ax = _canvas(width=17.0, figsize=(8.5, 3.5))
+    fig, ax = _canvas(width=17.0, figsize=(8.2, 3.4))
     _title(ax, 0.3, 6.6, "The QK circuit: where does a head look?")
-    yq, yk, bh = 4.75, 2.35, 1.25
+    yq, yk, bh = 4.85, 2.35, 1.55
 
-    _box(ax, 1.35, yq, 2.2, bh, "token $t_i$", C_TOKEN, "destination (query)")
-    _box(ax, 1.35, yk, 2.2, bh, "token $t_j$", C_TOKEN, "source (key)")
+    _box(ax, 1.35, yq, 2.2, bh, "token $t_i$", C_TOKEN, "destination\n(query)")
+    _box(ax, 1.35, yk, 2.2, bh, "token $t_j$", C_TOKEN, "source\n(key)")
     for y, i in ((yq, "i"), (yk, "j")):
-        _box(ax, 4.35, y, 2.3, bh, "$W_E$ (+ $W_{pos}$)", C_EMBED, "[d_vocab, d_model]")
+        _box(ax, 4.35, y, 2.3, bh, "$W_E$ (+ $W_{pos}$)", C_EMBED, "[d_vocab,\nd_model]")
         _arrow(ax, (2.45, y), (3.2, y))
         _label(ax, 6.05, y + 0.28, f"$x_{i}$", size=9)
-    _box(ax, 7.75, yq, 2.3, bh, "$W_Q$", C_QK, "[d_model, d_head]")
-    _box(ax, 7.75, yk, 2.3, bh, "$W_K$", C_QK, "[d_model, d_head]")
+    _box(ax, 7.75, yq, 2.3, bh, "$W_Q$", C_QK, "[d_model,\nd_head]")
+    _box(ax, 7.75, yk, 2.3, bh, "$W_K$", C_QK, "[d_model,\nd_head]")
     _arrow(ax, (5.5, yq), (6.6, yq))
     _arrow(ax, (5.5, yk), (6.6, yk))
 
     xs, ws = 11.3, 2.7
-    _box(ax, xs, 3.55, ws, 1.55, "score $e_{ij}$", C_QK, "$x_i\\, W_Q W_K^{T}\\, x_j^{T}$",
+    _box(ax, xs, 3.6, ws, 1.55, "score $e_{ij}$", C_QK, "$x_i\\, W_Q W_K^{T}\\, x_j^{T}$",
          subsize=9)
-    _arrow(ax, (8.9, yq), (xs - ws / 2, 3.85), rad=-0.15)
-    _arrow(ax, (8.9, yk), (xs - ws / 2, 3.25), rad=0.15)
-    _label(ax, 9.3, 5.1, "$q_i = x_i W_Q$", size=8.5, ha="left")
-    _label(ax, 9.3, 2.0, "$k_j = x_j W_K$", size=8.5, ha="left")
+    _arrow(ax, (8.9, yq), (xs - ws / 2, 3.9), rad=-0.15)
+    _arrow(ax, (8.9, yk), (xs - ws / 2, 3.3), rad=0.15)
+    _label(ax, 9.3, 5.25, "$q_i = x_i W_Q$", size=9, ha="left")
+    _label(ax, 9.3, 1.95, "$k_j = x_j W_K$", size=9, ha="left")
 
-    _box(ax, 14.0, 3.55, 1.8, 1.55, "softmax", C_PATTERN,
-         "over $j$, of\n$e_{ij}/\\sqrt{d_{head}}$", fontsize=10, subsize=7.5)
-    _arrow(ax, (xs + ws / 2, 3.55), (13.1, 3.55))
-    _box(ax, 16.05, 3.55, 1.5, 1.55, "$A_{ij}$", C_PATTERN, "pattern\n[n_dest, n_src]",
-         subsize=6.5)
-    _arrow(ax, (14.9, 3.55), (15.3, 3.55))
+    _box(ax, 14.05, 3.6, 2.0, 1.55, "softmax", C_PATTERN,
+         "over $j$, of\n$e_{ij}/\\sqrt{d_{head}}$", fontsize=10)
+    _arrow(ax, (xs + ws / 2, 3.6), (13.05, 3.6))
+    _box(ax, 16.2, 3.6, 1.5, 1.55, "$A_{ij}$", C_PATTERN, "[n_dest,\nn_src]")
+    _label(ax, 16.2, 4.75, "pattern", size=9)
+    _arrow(ax, (15.05, 3.6), (15.45, 3.6))
 
     _bracket(
         ax, 3.2, 12.65, 1.2,
         "full QK circuit  $W_E\\, W_Q W_K^{T}\\, W_E^{T} = W_E\\, W_{QK}\\, W_E^{T}$"
         "   [d_vocab, d_vocab]: row = query token, column = key token",
-        C_QK, size=8.5,
+        C_QK, size=9,
     )
     _label(ax, 16.8, 6.6, "$W_{QK} = W_Q W_K^{T}$  [d_model, d_model], rank $\\leq$ d_head",
            size=8.5, colour="#222222", ha="right")
@@ -208,7 +217,7 @@ def ov_path():
     _title(ax, 0.3, 6.6, "The OV circuit: what does a head move?")
     y, bh = 3.55, 1.55
     xs = [1.05, 3.05, 4.95, 6.85, 8.6, 10.6, 12.75, 14.85]
-    widths = [1.7, 1.6, 1.6, 1.6, 0.84, 1.9, 1.6, 1.7]
+    widths = [1.7, 1.72, 1.72, 1.72, 0.84, 1.9, 1.72, 1.7]
 
     _box(ax, xs[0], y, widths[0], bh, "token $t_j$", C_TOKEN, "source")
     _box(ax, xs[1], y, widths[1], bh, "$W_E$", C_EMBED, "[d_vocab,\nd_model]")
@@ -270,28 +279,27 @@ def residual_stream():
            rotation=90)
 
     # embedding writes at the bottom
-    _box(ax, 2.0, 1.25, 2.5, 1.35, "$W_E$ + $W_{pos}$", C_EMBED,
-         "[d_vocab, d_model]\n[n_ctx, d_model]", fontsize=10, subsize=7)
-    _arrow(ax, (3.25, 1.2), (xs - 0.12, 1.2), colour=C_EMBED, lw=1.8)
+    _box(ax, 2.0, 1.25, 2.8, 1.35, "$W_E$ + $W_{pos}$", C_EMBED,
+         "[d_vocab, d_model]\n[n_ctx, d_model]", fontsize=10)
+    _arrow(ax, (3.4, 1.2), (xs - 0.12, 1.2), colour=C_EMBED, lw=1.8)
     _label(ax, xs + 0.35, 1.2, "$x_0 = W_E[t] + W_{pos}[p]$", size=8.5, ha="left")
 
     # heads read and write in the middle
     y_read, y_write, hy = 2.55, 4.15, 3.35
-    for k, hx in enumerate((8.4, 11.0)):
-        _box(ax, hx, hy, 2.3, 1.45, f"head {k}", C_OV, "reads: $W_Q, W_K, W_V$\nwrites: $W_O$",
-             fontsize=10, subsize=8)
+    for k, hx in enumerate((8.35, 11.05)):
+        _box(ax, hx, hy, 2.55, 1.45, f"head {k}", C_OV, "reads: $W_Q, W_K, W_V$\nwrites: $W_O$",
+             fontsize=10)
         _arrow(ax, (xs + 0.12, y_read), (hx - 0.3, hy - 0.7), colour=C_QK, lw=1.3, rad=0.12)
         _arrow(ax, (hx + 0.3, hy + 0.7), (xs + 0.12, y_write), colour=C_OV, lw=1.6, rad=0.18)
     _label(ax, 6.05, 2.2, "read", size=8, colour=C_QK)
     _label(ax, 6.15, 4.65, "add", size=8, colour=C_OV)
     _label(
-        ax, 12.5, 3.35, "$x_1 = x_0 + \\sum_h A^h x_0 W_{OV}^h$", size=9, ha="left",
+        ax, 12.55, 3.35, "$x_1 = x_0 + \\sum_h A^h x_0 W_{OV}^h$", size=9, ha="left",
     )
 
     # unembedding reads at the top
-    _box(ax, 2.0, 5.55, 2.5, 1.15, "$W_U$", C_UNEMBED, "[d_model, d_vocab]", fontsize=10,
-         subsize=6.8)
-    _arrow(ax, (xs - 0.12, 5.55), (3.25, 5.55), colour=C_UNEMBED, lw=1.8)
+    _box(ax, 2.0, 5.55, 2.8, 1.15, "$W_U$", C_UNEMBED, "[d_model, d_vocab]", fontsize=10)
+    _arrow(ax, (xs - 0.12, 5.55), (3.4, 5.55), colour=C_UNEMBED, lw=1.8)
     _label(ax, xs + 0.35, 5.75, "logits $= x_1 W_U$", size=8.5, ha="left")
     _label(ax, 13.9, 1.2, "every arrow into the stream adds;\nnothing is overwritten", size=8,
            colour="#444444")
@@ -310,9 +318,9 @@ def one_layer_model():
     """
     fig, ax = _canvas()
     _title(ax, 0.3, 6.6, "A one-layer model: direct path + heads")
-    _box(ax, 1.3, 3.5, 2.1, 1.3, "tokens", C_TOKEN, "[n_pos]", fontsize=10)
-    _box(ax, 3.95, 3.5, 2.1, 1.3, "$W_E$ (+ $W_{pos}$)", C_EMBED, "$x_0$ [n_pos, d_model]",
-         fontsize=10, subsize=7)
+    _box(ax, 1.3, 3.5, 2.1, 1.55, "tokens", C_TOKEN, "[n_pos]", fontsize=10)
+    _box(ax, 3.95, 3.5, 2.1, 1.55, "$W_E$ (+ $W_{pos}$)", C_EMBED, "$x_0$: [n_pos,\nd_model]",
+         fontsize=10)
     _arrow(ax, (2.35, 3.5), (2.9, 3.5))
 
     rows = [
@@ -328,7 +336,7 @@ def one_layer_model():
     ax.add_patch(Circle((xsum, 3.5), 0.4, facecolor="white", edgecolor="#333333", lw=1.4,
                         zorder=2))
     _label(ax, xsum, 3.5, "+", size=15, colour="#222222")
-    _box(ax, 14.85, 3.5, 2.1, 1.3, "logits", C_UNEMBED, "[n_pos, d_vocab]", fontsize=10)
+    _box(ax, 14.85, 3.5, 2.1, 1.55, "logits", C_UNEMBED, "[n_pos,\nd_vocab]", fontsize=10)
     _arrow(ax, (xsum + 0.4, 3.5), (13.8, 3.5))
     _label(ax, 8.2, 0.35, "$A^h$ comes from the QK circuit of head $h$;  "
            "$W_{OV}^h = W_V^h W_O^h$", size=8.5, colour="#222222")

@@ -287,42 +287,50 @@ def _argmax_is_own(A, B, own, block_rows: int, block_cols: int):
     """``(A[own] @ B).argmax(-1) == own`` for 2-d ``A [m, k]``, ``B [k, n]``; bool ``[r]``."""
     col_norm = B.norm(dim=0)
     order = torch.argsort(col_norm, descending=True)
-    B_sorted, norm_sorted = B[:, order], col_norm[order]
+    B_sorted, norm_sorted = B[:, order].contiguous(), col_norm[order]
     where = torch.empty_like(order)
     where[order] = torch.arange(len(order), device=order.device)  # column -> sorted position
     n = B.shape[1]
+    every_row = len(own) == A.shape[0] and bool(
+        (own == torch.arange(len(own), device=own.device)).all())
+    A_own = A if every_row else A[own]  # [r, k]
+    mine_all = (A_own * (B.T if every_row else B.T[own])).sum(-1)  # each row's own entry
+    norm_all = A_own.norm(dim=1)
+    pos_all = where[own]
     result = torch.empty(len(own), dtype=torch.bool, device=A.device)
     for start in range(0, len(own), block_rows):
-        ids = own[start:start + block_rows]
-        left = A[ids]  # [r, k]
-        mine = (left * B[:, ids].T).sum(-1)  # each row's own entry
-        row_norm = left.norm(dim=1)
-        alive = torch.arange(len(ids), device=A.device)
-        won = torch.zeros(len(ids), dtype=torch.bool, device=A.device)
+        stop = min(start + block_rows, len(own))
+        left, mine = A_own[start:stop], mine_all[start:stop]
+        row_norm, own_pos = norm_all[start:stop], pos_all[start:stop]
+        alive = torch.arange(stop - start, device=A.device)
+        won = torch.zeros(stop - start, dtype=torch.bool, device=A.device)
         c0, width = 0, min(256, block_cols)  # narrow first tiles: most losers lose early
         while c0 < n and alive.numel():
             # no remaining column can reach these rows' own entries: their argmax is their own
             safe = row_norm[alive] * norm_sorted[c0] * (1 + 1e-5) < mine[alive]
-            won[alive[safe]] = True
-            alive = alive[~safe]
-            if alive.numel() == 0:
-                break
+            if bool(safe.any()):
+                won[alive[safe]] = True
+                alive = alive[~safe]
+                if alive.numel() == 0:
+                    break
             c1 = min(c0 + width, n)
-            tile = left[alive] @ B_sorted[:, c0:c1]  # [a, c]
-            pos = where[ids[alive]] - c0  # own column's place in this tile
+            rows = left if alive.numel() == stop - start else left[alive]
+            tile = rows @ B_sorted[:, c0:c1]  # [a, c]
+            pos = own_pos[alive] - c0  # own column's place in this tile
             inside = (pos >= 0) & (pos < c1 - c0)
-            tile[inside.nonzero()[:, 0], pos[inside]] = -torch.inf
-            best, arg = tile.max(-1)
+            if bool(inside.any()):
+                tile[inside.nonzero()[:, 0], pos[inside]] = -torch.inf
+            best = tile.amax(-1)
             m = mine[alive]
             beaten = best > m
             tied = (best == m).nonzero()[:, 0]
             if tied.numel():  # argmax takes the lowest index among equal entries
-                lower = order[c0:c1][None] < ids[alive[tied], None]
+                lower = order[c0:c1][None] < (own[start:stop][alive[tied]])[:, None]
                 beaten[tied] = ((tile[tied] == m[tied, None]) & lower).any(-1)
             alive = alive[~beaten]
             c0, width = c1, min(2 * width, block_cols)
         won[alive] = True
-        result[start:start + len(ids)] = won
+        result[start:stop] = won
     return result
 
 

@@ -28,7 +28,6 @@ Command line (writes the shipped checkpoint)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ from . import circuits
 from ._validate import check_positive_int
 from .model import AttentionOnlyTransformer, ModelConfig
 from .tasks import as_generator
-from .train import History
+from .train import History, _device, _reproducible
 
 __all__ = [
     "InductionTask",
@@ -52,7 +51,6 @@ __all__ = [
     "InductionConfig",
     "LESSON_CONFIG",
     "EVAL_SEED",
-    "single_thread",
     "train_induction",
     "repeated_tokens",
     "induction_accuracy",
@@ -174,17 +172,6 @@ class InductionConfig:
 LESSON_CONFIG = InductionConfig()
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run the block with one torch thread (reductions then add in one fixed order)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _loss(model, tokens, scored) -> torch.Tensor:
     logits = model(tokens)[:, :-1]  # [batch, pos - 1, d_vocab]
     keep = scored[:, :-1]
@@ -196,19 +183,18 @@ def train_induction(cfg: InductionConfig = LESSON_CONFIG, task: InductionTask = 
     """Train a fresh model on the induction task; returns ``(model, history)``.
 
     Initial weights come from ``cfg.seed`` and batches from ``cfg.seed + 1``. On the CPU the run
-    uses one thread (:func:`single_thread`), so it gives the same weights bit for bit on every
-    run with the same torch build.
+    uses one thread and deterministic algorithms (as :func:`toymodel.train.train` does), so it
+    gives the same weights bit for bit on every run with the same torch version; on a GPU the
+    kernels differ and the weights match only approximately.
     """
     if not isinstance(cfg, InductionConfig):
         raise TypeError(f"cfg must be an InductionConfig, got {type(cfg).__name__}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but CUDA is not available")
+    device = _device(device)
     model_cfg = ModelConfig(d_vocab=task.d_vocab, d_model=cfg.d_model, d_head=cfg.d_head,
                             n_heads=cfg.n_heads, n_ctx=task.n_ctx, seed=cfg.seed,
                             n_layers=cfg.n_layers)
     history = History()
-    with single_thread():
+    with _reproducible(device):  # one CPU thread, deterministic algorithms
         model = AttentionOnlyTransformer(model_cfg).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         g = as_generator(cfg.seed + 1)
@@ -296,7 +282,7 @@ def head_scores(pattern: torch.Tensor) -> HeadScores:
 
 @torch.no_grad()
 def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK) -> dict:
-    """What each head's weights say, without running the model, ``{name: [layer, head]}``.
+    """What each head's weights say, without running the model, ``{name: tensor}``.
 
     * ``"previous_token"``: fraction of destinations ``p >= 1`` whose best allowed source under
       the positional QK circuit ``W_pos W_QK W_pos^T`` (sources ``<= p``) is ``p - 1``.
@@ -304,6 +290,8 @@ def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK
       row of the token QK circuit ``W_E W_QK W_E^T`` (rows and columns: the random tokens).
     * ``"copying"``: fraction of random tokens whose own logit tops their row of the full OV
       circuit ``W_E W_OV W_U`` (an induction head must copy what it finds).
+    * ``"copying_combined"`` ``[layer]``: the same for the sum of a layer's full OV circuits
+      (what the layer's heads copy together when they attend to the same source).
 
     All computed in float64 on the CPU.
     """
@@ -318,9 +306,14 @@ def weight_detectors(model: AttentionOnlyTransformer, task: InductionTask = TASK
     dup = (tok.argmax(-1) == torch.arange(task.n_tokens)).double().mean(-1)
     W_V, W_O = _stack(model, "W_V"), _stack(model, "W_O")
     n_layers, n_heads = W_V.shape[:2]
+    W_U = W["W_U"][:, : task.n_tokens]
     copying = circuits.ov_top1_accuracy(W_E, W_V.flatten(0, 1), W_O.flatten(0, 1),
-                                        W["W_U"][:, : task.n_tokens]).view(n_layers, n_heads)
-    return {"previous_token": prev, "duplicate_token": dup, "copying": copying}
+                                        W_U).view(n_layers, n_heads)
+    combined = torch.tensor([circuits.ov_top1_accuracy(W_E, W_V[i], W_O[i], W_U,
+                                                       combine_heads=True)
+                             for i in range(n_layers)], dtype=torch.float64)
+    return {"previous_token": prev, "duplicate_token": dup, "copying": copying,
+            "copying_combined": combined}
 
 
 def _stack(model: AttentionOnlyTransformer, name: str) -> torch.Tensor:

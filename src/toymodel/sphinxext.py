@@ -182,11 +182,22 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
         context["body"] = _CITATION_LIST.sub('<div class="citation-list">', body)
 
 
+def _mark_diagrams(app, doctree, docname) -> None:
+    """Give figures drawn from ``book/figures/`` the class ``toymodel-diagram`` (full column width,
+    so their smallest text stays at least 10 px tall; see ``book/assets/toymodel.css``)."""
+    from docutils import nodes
+
+    for figure in doctree.findall(nodes.figure):
+        if any("figures/" in image.get("uri", "") for image in figure.findall(nodes.image)):
+            figure["classes"].append("toymodel-diagram")
+
+
 def setup(app):
     os.environ.setdefault("TOYMODEL_STATIC_SITE", "1")
     _register_mime_renderer()
     app.connect("config-inited", _configure, priority=900)
     app.connect("html-page-context", _page_context, priority=900)
+    app.connect("doctree-resolved", _mark_diagrams)
     app.connect("build-finished", _copy_assets)
     app.add_css_file("toymodel.css")
     app.add_js_file("toymodel.js", priority=900, defer="defer")

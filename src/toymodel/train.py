@@ -9,7 +9,7 @@ Training on the CPU is reproducible bit for bit: :func:`train` runs it on one th
 deterministic algorithms, because a matrix product split over more threads adds its terms in
 another order and the weights drift apart by float rounding (on 8 threads the lesson's model
 ends about 2e-2 away from the 1-thread one). ``python -m toymodel.train`` therefore writes exactly
-the shipped checkpoints. On a GPU the kernels differ, so the weights match only approximately.
+the shipped checkpoints. On a GPU the kernels differ, and bit-identity is not promised.
 
 Command line::
 

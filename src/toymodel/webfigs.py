@@ -85,16 +85,15 @@ def worked_example_figure(scales=SCALES):
         pattern, out = data["pattern"][k], data["output_A"][k]
         return [
             go.Heatmap(z=pattern, x=tokens, y=tokens, zmin=0, zmax=1, colorscale=PATTERN_SCALE,
-                       texttemplate="%{z:.2f}", textfont={"size": 18},
-                       colorbar={"title": {"text": "weight"}, "x": 0.42, "len": 0.9},
+                       texttemplate="%{z:.2f}", textfont={"size": 18}, showscale=False,
                        hovertemplate="query %{y} → key %{x}: %{z:.4f}<extra></extra>"),
             go.Bar(x=dims, y=out, marker_color=BAR, texttemplate="%{y:.2f}",
                    textposition="outside", hovertemplate="%{x}: %{y:.4f}<extra></extra>"),
         ]
 
     start = int(np.argmin(np.abs(data["scales"] - 1.0)))
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.2, subplot_titles=(
-        "attention pattern", "what the head writes into A's stream"))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16, subplot_titles=(
+        "attention pattern", "written into A's stream"))
     for col, trace in enumerate(traces(start), start=1):
         fig.add_trace(trace, row=1, col=col)
     fig.frames = [go.Frame(data=traces(k), name=_label(s), traces=[0, 1])
@@ -148,7 +147,13 @@ def trained_model_data(n_examples: int = 6, seed: int = 7, task_name: str = "max
 
 
 def trained_model_figure(n_examples: int = 6, seed: int = 7, task_name: str = "max"):
-    """A plotly figure with a slider over example lists: pattern, query's QK row, OV logits."""
+    """A plotly figure with a slider over example lists: pattern, query's QK row, OV logits.
+
+    Top left: head 0's attention pattern. Top right: the query's raw score for each number of the
+    list (the query's score for itself is left out: it is not a number it could answer with).
+    Bottom: head 0's contribution to the query's logit of every number. The list's largest
+    number is drawn in orange.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -165,17 +170,16 @@ def trained_model_figure(n_examples: int = 6, seed: int = 7, task_name: str = "m
         toks = names(data["tokens"][i])
         best = int(data["targets"][i])
         colours = [HIGHLIGHT if k == best else BAR for k in range(n_numbers)]
-        key_colours = [HIGHLIGHT if t == str(best) else BAR for t in toks]
+        key_colours = [HIGHLIGHT if t == str(best) else BAR for t in toks[:-1]]
         return [
             go.Heatmap(z=data["pattern"][i], x=positions, y=positions, zmin=0, zmax=1,
-                       colorscale=PATTERN_SCALE, colorbar={"title": {"text": "weight"},
-                                                           "x": 0.27, "len": 0.9},
+                       colorscale=PATTERN_SCALE, showscale=False,
                        customdata=[[f"{toks[r]} → {toks[c]}" for c in positions]
                                    for r in positions],
                        hovertemplate="%{customdata}: %{z:.3f}<extra></extra>"),
-            go.Bar(x=positions, y=data["query_scores"][i], marker_color=key_colours,
-                   text=toks, textposition="outside",
-                   hovertemplate="key %{text}: %{y:.1f}<extra></extra>"),
+            go.Bar(x=positions[:-1], y=data["query_scores"][i][:-1], marker_color=key_colours,
+                   customdata=toks[:-1],
+                   hovertemplate="key %{customdata}: %{y:.1f}<extra></extra>"),
             go.Bar(x=list(range(n_numbers)), y=data["ov_logits"][i], marker_color=colours,
                    hovertemplate="logit of %{x}: %{y:.1f}<extra></extra>"),
         ]
@@ -183,30 +187,32 @@ def trained_model_figure(n_examples: int = 6, seed: int = 7, task_name: str = "m
     def axes(i):
         toks = names(data["tokens"][i])
         ticks = {"tickmode": "array", "tickvals": positions, "ticktext": toks}
-        return {"xaxis": ticks, "yaxis": {**ticks, "autorange": "reversed"}, "xaxis2": ticks}
+        return {"xaxis": ticks, "yaxis": {**ticks, "autorange": "reversed"},
+                "xaxis2": {**ticks, "tickvals": positions[:-1], "ticktext": toks[:-1]}}
 
-    fig = make_subplots(rows=1, cols=3, column_widths=[0.3, 0.3, 0.4], horizontal_spacing=0.1,
-                        subplot_titles=("attention pattern", "the query's raw scores (QK)",
-                                        "head's push on each logit (OV)"))
-    for col, trace in enumerate(traces(0), start=1):
-        fig.add_trace(trace, row=1, col=col)
-    labels = [" ".join(names(t[:-1])) for t in data["tokens"]]
+    fig = make_subplots(rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]],
+                        vertical_spacing=0.2, horizontal_spacing=0.16, row_heights=[0.55, 0.45],
+                        subplot_titles=("attention pattern", "query's score per key (QK)",
+                                        "head's push on each output logit at the query (OV)"))
+    for (row, col), trace in zip(((1, 1), (1, 2), (2, 1)), traces(0), strict=True):
+        fig.add_trace(trace, row=row, col=col)
+    labels = [str(i + 1) for i in range(len(data["tokens"]))]
     fig.frames = [go.Frame(data=traces(i), layout=axes(i), name=labels[i], traces=[0, 1, 2])
                   for i in range(len(labels))]
     fig.update_layout(**axes(0))
     fig.update_xaxes(title_text="key (source)", row=1, col=1)
     fig.update_yaxes(title_text="query (destination)", row=1, col=1)
     fig.update_xaxes(title_text="key token", row=1, col=2)
-    fig.update_xaxes(title_text="output number", row=1, col=3)
-    fig.update_yaxes(title_text="score", row=1, col=2)
-    fig.update_yaxes(title_text="logit", row=1, col=3)
-    _slider(fig, labels, 0, "list: ")
+    fig.update_yaxes(title_text="raw score", row=1, col=2)
+    fig.update_xaxes(title_text="output number", row=2, col=1)
+    fig.update_yaxes(title_text="logit", row=2, col=1)
+    _slider(fig, labels, 0, "example list ")
     alt = ("Interactive figure with a slider over example lists for the trained max-of-list "
-           "model. Left: the head's attention pattern. Middle: the query's raw score for each "
-           "key, highest for the largest number. Right: the head's contribution to each output "
-           "logit, highest for the largest number, which is drawn in orange.")
-    fig.update_layout(meta={"name": "trained-model", "alt": alt}, height=480, showlegend=False,
-                      margin={"l": 70, "r": 20, "t": 60, "b": 40})
+           "model. Top left: the head's attention pattern. Top right: the query's raw score for "
+           "each number of the list, highest for the largest number. Bottom: the head's "
+           "contribution to each output logit, highest for the largest number, drawn in orange.")
+    fig.update_layout(meta={"name": "trained-model", "alt": alt}, height=760, showlegend=False,
+                      margin={"l": 70, "r": 20, "t": 50, "b": 40})
     return fig
 
 

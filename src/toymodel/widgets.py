@@ -113,7 +113,8 @@ class _Explorer(W.VBox):
 
 def worked_example_figure(view: explore.WorkedExampleView):
     """Three panels: raw scores, scaled scores and the pattern (rows: destination A, B)."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
+    # 9.2 inches wide: shown across the website's text column, its 10 pt text stays >= 10 px
+    fig, axes = plt.subplots(1, 3, figsize=(9.2, 3.4), layout="constrained")
     tokens = list(view.tokens)
     limit = max(float(np.abs(view.scores).max()), float(np.abs(view.scaled_scores).max()), 1.0)
     heatmap(view.scores, tokens, tokens, title="raw scores $q_i \\cdot k_j$", ax=axes[0],
@@ -199,8 +200,9 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
     contribution to the number logits, and the logits with the prediction marked."""
     n = len(view.qk_row) if n_numbers is None else n_numbers
     numbers = view.tokens[:-1]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained",
-                             gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2]})
+    # two rows of two, 9.2 inches wide: on the website its 10 pt text stays >= 10 px
+    fig, axes = plt.subplots(2, 2, figsize=(9.2, 6.6), layout="constrained")
+    axes = axes.ravel()
     positions = np.arange(len(view.labels))
     axes[0].bar(positions, view.pattern[-1], color="tab:blue")
     axes[0].set_xticks(positions, view.labels)
@@ -211,7 +213,7 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
                     label="numbers in the list")
     axes[1].set(title="the query's QK row", xlabel="key token (a number)",
                 ylabel="score from the circuit")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=10)
     heatmap(view.ov_contributions[:, :n], view.labels, None, ax=axes[2],
             title="OV: each source's push on the logits", xlabel="logit of number",
             ylabel="source", cbar_label="attention x (x_src W_OV W_U)")
@@ -221,7 +223,7 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
     axes[3].axvline(view.expected, color="tab:orange", linestyle="--", linewidth=1,
                     label=view.expected_rule)
     axes[3].set(title=f"logits: prediction {view.prediction}", xlabel="number")
-    axes[3].legend(fontsize=8)
+    axes[3].legend(fontsize=10)
     return fig
 
 

@@ -29,7 +29,8 @@ _COLLECT = r"""() => {
     rawTex: /\\\(|\\\[/.test(main.innerText),
     images: Array.from(document.querySelectorAll('img')).map((img) => ({
       src: img.currentSrc || img.src, alt: img.getAttribute('alt'), complete: img.complete,
-      natural: img.naturalWidth, shown: img.getBoundingClientRect().width})),
+      natural: img.naturalWidth, shown: img.getBoundingClientRect().width,
+      inArticle: !!img.closest('article'), diagram: !!img.closest('figure.toymodel-diagram')})),
     links: Array.from(document.querySelectorAll('a[href]')).filter(internal).map(
       (a) => ({href: a.href, text: a.textContent.trim().slice(0, 60)})),
     terms: Array.from(document.querySelectorAll('a[href] .std-term')).map(
@@ -148,6 +149,50 @@ def test_images_load_and_have_alt_text(browser, base_url, path):
     ]
     # the logo is the one decorative image: its alt text is the book's title
     assert not bad_alt, f"images without a real alt text: {bad_alt}"
+
+
+@functools.cache
+def _diagram_min_pt(name: str) -> float:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toymodel import diagrams
+
+    fig = diagrams.FIGURES[name]()
+    try:
+        return min(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
+                   if t.get_visible() and t.get_text().strip())
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_figure_text_is_at_least_10px(browser, base_url, path):
+    """At 1280 px: a diagram's smallest label, scaled as shown, is >= 10 px; any other figure
+    is shown at its natural size or across the text column, shrunk by at most 0.72 (what keeps
+    a 10 pt label of a 100 dpi matplotlib figure at 10 px; tests/test_plotting_text.py checks
+    that the package's figures use 10 pt text at least)."""
+    from toymodel import diagrams
+
+    small = []
+    for img in visit(browser, base_url, path)["images"]:
+        if not img["inArticle"] or not img["natural"]:
+            continue
+        name = urlsplit(img["src"]).path.rsplit("/", 1)[-1]
+        if name in diagrams.FIGURES:
+            assert img["diagram"], f"{name} is not marked as a diagram"
+            px = _diagram_min_pt(name) * diagrams.DPI / 72 * img["shown"] / img["natural"]
+            if px < 10:
+                small.append(f"{name}: smallest label {px:.1f} px")
+        elif img["shown"] < min(img["natural"], 672) - 1:
+            small.append(f"{name}: shown {img['shown']:.0f} px of {img['natural']} px")
+        elif img["shown"] / img["natural"] < 0.72:
+            # matplotlib's inline figures are 100 dpi: 10 pt text is 13.9 px before scaling
+            small.append(f"{name}: {img['natural']} px wide, shrunk to {img['shown']:.0f} px, "
+                         "so its 10 pt text is under 10 px")
+    assert not small, small
 
 
 @pytest.mark.parametrize("path", PAGES)
