@@ -48,16 +48,7 @@ def load_checkpoint(path, device=None) -> tuple[AttentionOnlyTransformer, str]:
             match the stored config.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a valid safetensors checkpoint: {err}") from None
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a toymodel checkpoint (format {metadata.get('format')!r})")
+    tensors, metadata = read_checkpoint_file(path, FORMAT, "toymodel checkpoint")
     try:
         cfg = ModelConfig.from_dict(json.loads(metadata["config"]))
         task = metadata["task"]
@@ -68,6 +59,25 @@ def load_checkpoint(path, device=None) -> tuple[AttentionOnlyTransformer, str]:
     if device is not None:
         model = model.to(device)
     return model.eval(), task
+
+
+def read_checkpoint_file(path: Path, fmt: str, what: str) -> tuple[dict, dict]:
+    """Tensors and metadata of a safetensors file whose metadata says ``format == fmt``.
+
+    Raises FileNotFoundError when there is no file, ValueError (naming ``what`` was expected) when
+    it is not a valid safetensors file or has another format. Never unpickles anything.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a valid safetensors checkpoint: {err}") from None
+    if metadata.get("format") != fmt:
+        raise ValueError(f"{path} is not a {what} (format {metadata.get('format')!r})")
+    return tensors, metadata
 
 
 def _load_weights(model: AttentionOnlyTransformer, tensors: dict, path: Path):

@@ -35,12 +35,12 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from . import circuits
 from ._validate import check_positive_int
+from .checkpoint import read_checkpoint_file
 from .model import AttentionOnlyTransformer, ModelConfig
 from .tasks import as_generator
 from .train import History, _device, _reproducible
@@ -345,17 +345,7 @@ def save_induction_checkpoint(model: AttentionOnlyTransformer, path,
 def load_induction_checkpoint(path, device=None) -> tuple[AttentionOnlyTransformer, InductionTask]:
     """Read a checkpoint of :func:`save_induction_checkpoint`; returns ``(model, task)``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a valid safetensors checkpoint: {err}") from None
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a toymodel n-layer checkpoint "
-                         f"(format {metadata.get('format')!r})")
+    tensors, metadata = read_checkpoint_file(path, FORMAT, "toymodel n-layer checkpoint")
     try:
         cfg = ModelConfig.from_dict(json.loads(metadata["config"]))
         task = InductionTask(**json.loads(metadata["task_config"]))
