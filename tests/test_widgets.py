@@ -169,11 +169,11 @@ def test_a_bad_list_shows_a_message_and_keeps_the_last_view(task):
     assert ex.error is None and ex.view.tokens[:-1] == [1, 2, 3, 4, 5, 6]
 
 
-def test_ov_edit_moves_outputs_and_leaves_attention(model, task):
+def test_relabelling_w_u_moves_outputs_and_leaves_attention(model, task):
     ex = widgets.HeadExplorer()
     numbers = explore.parse_numbers(ex.numbers.value)
     trained = ex.view
-    ex.variant.value = "OV edited"
+    ex.variant.value = "W_U relabelled (by construction)"
     perm = experiments.random_permutation(task.n_numbers, seed=0)
     logits, pattern = forward(experiments.permute_outputs(model, perm), numbers, task)
     np.testing.assert_array_equal(ex.view.pattern, trained.pattern)
@@ -183,6 +183,60 @@ def test_ov_edit_moves_outputs_and_leaves_attention(model, task):
     changes = ex.view.changes_from(trained)
     assert changes["attention"] == 0 and changes["qk_row"] == 0 and changes["ov_per_source"] > 1
     assert "attention 0, QK row 0" in ex.summary.value
+    assert "W_OV = W_V W_O is untouched" in ex.summary.value
+    assert ex.ov_rank.disabled
+
+
+def ov_per_source_from(model, numbers, task):
+    """``x_src W_V W_O W_U`` from the weights, without the model's own W_OV."""
+    tokens = torch.tensor(numbers + [task.query_token])
+    with torch.no_grad():
+        x = model.W_E[tokens] + model.W_pos[: len(tokens)]
+        return (x @ model.W_V[0] @ model.W_O[0] @ model.W_U).double().numpy()
+
+
+def test_truncating_w_ov_moves_ov_and_leaves_the_pattern(model, task):
+    ex = widgets.HeadExplorer()
+    numbers = explore.parse_numbers(ex.numbers.value)
+    trained = ex.view
+    assert ex.ov_rank.disabled
+    ex.variant.value = "W_OV truncated (W_V, W_O edited)"
+    assert not ex.ov_rank.disabled
+    rank = ex.ov_rank.value
+    assert ex.view.rank == rank < model.cfg.d_head
+    cut = experiments.truncate_ov(model, rank)
+    # QK side: the pattern, the scores and the QK row are exactly the trained ones
+    np.testing.assert_array_equal(ex.view.pattern, trained.pattern)
+    np.testing.assert_array_equal(ex.view.query_scores, trained.query_scores)
+    np.testing.assert_array_equal(ex.view.qk_row, trained.qk_row)
+    np.testing.assert_allclose(ex.view.direct_logits, trained.direct_logits, rtol=1e-6, atol=1e-6)
+    # OV side: what truncate_ov's W_V and W_O give, weighted by the (unchanged) pattern
+    per_source = ov_per_source_from(cut, numbers, task)
+    np.testing.assert_allclose(ex.view.ov_per_source, per_source, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ex.view.ov_contributions,
+                               trained.pattern[-1][:, None] * per_source, rtol=1e-5, atol=1e-4)
+    logits, _ = forward(cut, numbers, task)
+    np.testing.assert_allclose(ex.view.logits, logits, rtol=1e-6, atol=1e-5)
+    assert ex.view.prediction == int(np.argmax(logits))
+    changes = ex.view.changes_from(trained)
+    assert changes["attention"] == 0 and changes["qk_row"] == 0 and changes["ov_per_source"] > 1
+    assert f"rank-{rank} part of W_OV" in ex.summary.value
+    # the slider: the full rank gives back the trained OV contributions (up to rounding)
+    ex.ov_rank.value = model.cfg.d_head
+    assert ex.view.rank == model.cfg.d_head
+    np.testing.assert_allclose(ex.view.ov_contributions, trained.ov_contributions, atol=1e-3)
+    assert ex.view.prediction == trained.prediction
+    ex.ov_rank.value = 0  # no OV circuit at all: the head adds nothing
+    np.testing.assert_allclose(ex.view.ov_contributions, 0, atol=1e-6)
+    np.testing.assert_allclose(ex.view.logits, trained.direct_logits, rtol=1e-5, atol=1e-4)
+
+
+def test_head_view_checks_the_rank():
+    first = explore.example_lists()[0]
+    with pytest.raises(ValueError, match="rank applies to the .* variant only"):
+        explore.head_view(first, "trained", rank=2)
+    with pytest.raises(ValueError, match="rank must be an int from 0 to d_head"):
+        explore.head_view(first, explore.TRUNCATED, rank=99)
 
 
 @pytest.mark.parametrize("variant, blocked", [("QK negated", False),
@@ -197,6 +251,7 @@ def test_qk_negation_moves_attention_and_leaves_ov(model, task, variant, blocked
     np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(ex.view.logits, logits, rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(ex.view.ov_per_source, trained.ov_per_source)
+    assert ex.ov_rank.disabled
     np.testing.assert_allclose(ex.view.qk_row, -trained.qk_row, rtol=1e-6)
     if blocked:
         assert ex.view.pattern[-1, -1] == 0 and ex.view.prediction == min(numbers)

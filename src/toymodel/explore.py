@@ -6,9 +6,10 @@ from the package's own functions; this module only picks and labels them.
 
 * :func:`worked_example_view` -- lesson 01: the 4-dimensional head on embeddings ``x_A, x_B`` of
   your choice, with any score scale and with or without the causal mask.
-* :func:`head_view` -- lesson 02: the trained one-layer model (or one of its edited copies) on a
-  list of numbers: attention pattern, the query's QK scores, each source's OV contribution to
-  the logits, and the prediction.
+* :func:`head_view` -- lesson 02: the trained one-layer model (or one of its edited copies:
+  ``W_U`` relabelled, ``W_OV`` truncated to a low rank, ``W_Q`` negated) on a list of numbers:
+  attention pattern, the query's QK scores, each source's OV contribution to the logits, and the
+  prediction.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ __all__ = [
     "WorkedExampleView",
     "worked_example_view",
     "VARIANTS",
+    "RELABELLED",
+    "TRUNCATED",
+    "default_ov_rank",
     "HeadView",
     "head_view",
     "parse_numbers",
@@ -124,25 +128,46 @@ def worked_example_view(x_A=None, x_B=None, scale=None, causal: bool = False):
 # Lesson 02: the trained one-layer model and its edited copies
 # --------------------------------------------------------------------------------------------
 
+#: The variant that relabels the unembedding; its prediction follows by construction.
+RELABELLED = "W_U relabelled (by construction)"
+#: The variant that edits W_V and W_O themselves (an OV edit whose outcome is not forced).
+TRUNCATED = "W_OV truncated (W_V, W_O edited)"
+
 #: The models the head explorer switches between: name -> what was changed.
 VARIANTS = {
     "trained": "the trained model, as shipped",
-    "OV edited": "outputs relabelled by a fixed permutation (W_U's number columns permuted)",
+    RELABELLED: "W_U's number columns permuted by a fixed permutation (experiments."
+                "permute_outputs); W_OV = W_V W_O is untouched, the OV table W_E W_OV W_U and "
+                "the direct path W_E W_U both get their columns relabelled, so every prediction "
+                "i becomes perm[i] for any model",
+    TRUNCATED: "W_V and W_O rewritten to keep only the best rank-r part of W_OV = W_V W_O "
+               "(experiments.truncate_ov); W_Q, W_K, W_E, W_pos and W_U are untouched, so the "
+               "pattern and the direct path are too",
     "QK negated": "W_Q negated, so every score changes sign",
     "QK negated, self blocked": "W_Q negated, and the query may not attend to itself",
 }
 
 
 @functools.cache
-def _variant(name: str, task_name: str = "max"):
+def default_ov_rank(task_name: str = "max") -> int:
+    """The rank the explorer's truncated variant starts at: an eighth of ``d_head`` (at least 1),
+    low enough that the OV contributions visibly change and most answers go wrong (the
+    lesson's rank sweep shows how the accuracy recovers as the rank grows)."""
+    return max(1, load_pretrained(task_name).cfg.d_head // 8)
+
+
+@functools.cache
+def _variant(name: str, task_name: str = "max", rank: int | None = None):
     """``(model, score_hook, permutation or None)`` for a variant (built once, on the CPU)."""
     if name not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {name!r}")
     model = load_pretrained(task_name)
     task = get_task(task_name)
-    if name == "OV edited":
+    if name == RELABELLED:
         perm = experiments.random_permutation(task.n_numbers, seed=0)
         return experiments.permute_outputs(model, perm), None, perm
+    if name == TRUNCATED:
+        return experiments.truncate_ov(model, rank), None, None
     if name == "QK negated":
         return experiments.negate_qk(model), None, None
     if name == "QK negated, self blocked":
@@ -172,7 +197,9 @@ class HeadView:
             ``direct_logits + ov_contributions.sum(0)`` up to rounding.
         prediction: the token with the largest logit (the query token if the model says that).
         expected: what the variant should answer if the circuits' story holds (max, perm[max],
-            min) and a description of it.
+            min; for the truncated OV the trained answer, max, which truncation may break) and a
+            description of it.
+        rank: the rank kept in ``W_OV`` (the truncated variant only; None otherwise).
     """
 
     variant: str
@@ -188,6 +215,13 @@ class HeadView:
     prediction: int
     expected: int
     expected_rule: str
+    rank: int | None = None
+
+    @property
+    def description(self) -> str:
+        """What the variant changed (with the rank filled in for the truncated one)."""
+        text = VARIANTS[self.variant]
+        return text if self.rank is None else text.replace("rank-r", f"rank-{self.rank}")
 
     def changes_from(self, other: HeadView) -> dict:
         """Largest absolute change of each quantity from ``other`` (the same list, another
@@ -208,7 +242,7 @@ class HeadView:
         top = int(np.argmax(self.pattern[-1]))
         said = "the query token" if self.prediction == self.tokens[-1] else self.prediction
         out = [
-            f"{self.variant}: {VARIANTS[self.variant]}",
+            f"{self.variant}: {self.description}",
             f"list {numbers}; the query attends most to position {top} "
             f"({self.labels[top]}) with weight {self.pattern[-1, top]:.3f}",
             f"prediction: {said}; {self.expected_rule} is {self.expected}"
@@ -255,20 +289,28 @@ def example_lists(n: int = 3, seed: int = 10, task_name: str = "max") -> list[li
     return [row[:-1] for row in tokens.tolist()]
 
 
-def head_view(numbers, variant: str = "trained", task_name: str = "max") -> HeadView:
+def head_view(numbers, variant: str = "trained", task_name: str = "max",
+              rank: int | None = None) -> HeadView:
     """Run one list through a variant of the shipped model and collect what the explorer shows.
 
     Args:
         numbers: ``list_len`` ints (or a string for :func:`parse_numbers`).
         variant: a key of :data:`VARIANTS`.
         task_name: the shipped model's task (``"max"``).
+        rank: the rank kept in ``W_OV`` for the truncated variant (default
+            :func:`default_ov_rank`); must be None for the other variants.
 
     Returns:
         a :class:`HeadView` (numpy arrays, float64).
     """
     numbers = parse_numbers(numbers, task_name)
     task = get_task(task_name)
-    model, hook, perm = _variant(variant, task_name)
+    if variant == TRUNCATED:
+        rank = default_ov_rank(task_name) if rank is None else rank
+    elif rank is not None:
+        raise ValueError(f"rank applies to the {TRUNCATED!r} variant only, got rank={rank!r} "
+                         f"with variant {variant!r}")
+    model, hook, perm = _variant(variant, task_name, rank)
     tokens = torch.tensor([numbers + [task.query_token]])
     seen = {}
 
@@ -286,8 +328,9 @@ def head_view(numbers, variant: str = "trained", task_name: str = "max") -> Head
         contributions = query[:, None] * per_source
     qk_row = experiments.query_qk_row(model, task)[0, :n]
     answers = {"trained": ("the largest number", max(numbers)),
-               "OV edited": ("perm[largest number]", int(perm[max(numbers)]) if perm is not None
-                             else None),
+               RELABELLED: ("perm[largest number]", int(perm[max(numbers)]) if perm is not None
+                            else None),
+               TRUNCATED: ("the largest number", max(numbers)),
                "QK negated": ("the smallest number", min(numbers)),
                "QK negated, self blocked": ("the smallest number", min(numbers))}
     rule, expected = answers[variant]
@@ -299,5 +342,5 @@ def head_view(numbers, variant: str = "trained", task_name: str = "max") -> Head
         pattern=np_(parts.pattern[0, 0]), query_scores=np_(seen["scores"][0, 0, -1]),
         qk_row=np_(qk_row), ov_per_source=np_(per_source), ov_contributions=np_(contributions),
         direct_logits=np_(parts.direct_logits[0, -1]), logits=logits,
-        prediction=int(np.argmax(logits)), expected=expected, expected_rule=rule,
+        prediction=int(np.argmax(logits)), expected=expected, expected_rule=rule, rank=rank,
     )

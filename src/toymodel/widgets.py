@@ -28,6 +28,7 @@ import numpy as np
 from IPython.display import Markdown, clear_output, display
 
 from . import _repo, explore
+from .checkpoint import load_pretrained
 from .plotting import heatmap
 from .tasks import get_task
 
@@ -61,7 +62,7 @@ def _show_static(fig, lesson: str):
 
 
 def _pre(lines) -> str:
-    return "<pre style='margin:0'>" + html.escape("\n".join(lines)) + "</pre>"
+    return "<pre style='margin:0; white-space:pre-wrap'>" + html.escape("\n".join(lines)) + "</pre>"
 
 
 def _error(message) -> str:
@@ -231,7 +232,9 @@ class HeadExplorer(_Explorer):
     """Explorer of lesson 02: a list of numbers through the trained model or an edited copy.
 
     Controls: ``.numbers`` (``Text``: type the list, then Enter), ``.examples`` (``Dropdown``:
-    pick one of the lesson's lists), ``.variant`` (``Dropdown``, :data:`toymodel.explore.VARIANTS`).
+    pick one of the lesson's lists), ``.variant`` (``Dropdown``, :data:`toymodel.explore.VARIANTS`),
+    ``.ov_rank`` (``IntSlider``: the rank kept in ``W_OV``, used by the truncated variant only and
+    disabled for the others).
     """
 
     def __init__(self, task_name: str = "max"):
@@ -246,20 +249,27 @@ class HeadExplorer(_Explorer):
                                    value="", description="or pick")
         self.examples.observe(self._picked, names="value")
         self.variant = W.Dropdown(options=list(explore.VARIANTS), value="trained",
-                                  description="model")
+                                  description="model", layout=W.Layout(width="360px"))
+        self.ov_rank = W.IntSlider(value=explore.default_ov_rank(task_name), min=0,
+                                   max=load_pretrained(task_name).cfg.d_head,
+                                   description="OV rank", continuous_update=False, disabled=True)
         task = get_task(task_name)
         help_ = W.HTML(f"<small>{task.list_len} numbers from 0 to {task.n_numbers - 1}, then "
                        "press Enter</small>")
         self.baseline = None
-        self._setup([self.numbers, self.variant],
-                    [W.HBox([self.numbers, help_]), W.HBox([self.examples, self.variant])])
+        self._setup([self.numbers, self.variant, self.ov_rank],
+                    [W.HBox([self.numbers, help_]), W.HBox([self.examples, self.variant]),
+                     self.ov_rank])
 
     def _picked(self, change):
         if change["new"]:
             self.numbers.value = change["new"]
 
     def compute(self):
-        view = explore.head_view(self.numbers.value, self.variant.value, self.task_name)
+        truncated = self.variant.value == explore.TRUNCATED
+        self.ov_rank.disabled = not truncated
+        view = explore.head_view(self.numbers.value, self.variant.value, self.task_name,
+                                 self.ov_rank.value if truncated else None)
         self.baseline = explore.head_view(view.tokens[:-1], "trained", self.task_name)
         return view
 
