@@ -283,6 +283,11 @@ def solved_a3(built):
     return _solve(built, "a3_read_a_trained_model")
 
 
+@pytest.fixture(scope="module")
+def solved_a4(built):
+    return _solve(built, "a4_composition")
+
+
 def test_otter_run_grades_a_submission_offline(built, tmp_path):
     """The grading route of the instructor page: `otter run` with the autograder zip, offline.
 
@@ -445,6 +450,43 @@ def test_a3_rejects_wrong_answers(solved_a3):
     by_column = grading.top1_of(full_ov.T, n)
     assert by_column != ns["ov_top1"]
     assert_rejected(ns, tests, "q5", {"ov_top1": by_column}, "column")
+
+
+def test_a4_rejects_wrong_answers(solved_a4):
+    import torch
+
+    ns, tests = solved_a4
+    model, resid0, tokens, prev_head = ns["model"], ns["resid0"], ns["tokens"], ns["prev_head"]
+    scores = grading.two_layer_scores(model, resid0, 0, 0)
+    unmasked = grading.reference_pattern(scores, model.cfg.d_head, causal=False)
+    assert_rejected(ns, tests, "q1", {"pattern": unmasked}, "no causal mask")
+    assert_rejected(ns, tests, "q1", {"head_pattern": lambda m, x, layer, h: torch.as_tensor(
+        grading.reference_pattern(grading.two_layer_scores(m, x, layer, h), 1))},
+        "head_pattern(")
+    heads = range(model.cfg.n_heads)
+    raw_scores = [grading.previous_token_score_of(grading.two_layer_scores(model, resid0, 0, h))
+                  for h in heads]
+    assert_rejected(ns, tests, "q2", {"prev_scores": np.array(raw_scores)}, "raw scores")
+    no_mask = [grading.previous_token_score_of(grading.reference_pattern(
+        grading.two_layer_scores(model, resid0, 0, h), model.cfg.d_head, causal=False))
+        for h in heads]
+    assert_rejected(ns, tests, "q2", {"prev_scores": np.array(no_mask)}, "causal mask")
+    assert_rejected(ns, tests, "q2", {"previous_token_score": lambda p: float(
+        torch.as_tensor(p).detach().diagonal(dim1=-2, dim2=-1).mean())}, "previous_token_score(")
+    assert_rejected(ns, tests, "q2", {"prev_head": 1 - prev_head}, "highest")
+    W_OV0, W_QK1 = ns["W_OV0"], ns["W_QK1"]
+    reversed_ = np.array([[grading.composition_score_of(W_OV0[a].T, W_QK1[b]) for b in heads]
+                          for a in heads])
+    assert_rejected(ns, tests, "q3", {"k_comp": reversed_}, "wrong order")
+    assert_rejected(ns, tests, "q3", {"composition_score": lambda a, b: ns["composition_score"](
+        b, a)}, "wrong order")
+    assert_rejected(ns, tests, "q3", {"composition_score": lambda a, b: float(
+        np.linalg.norm(np.asarray(a) @ np.asarray(b)))}, "product of the two norms")
+    assert_rejected(ns, tests, "q4", {"ablated_accuracy": ns["induction_accuracy"](
+        model, hooks={"blocks.0.attn.hook_z": ns["zero_head"](1 - prev_head)})},
+        "not the previous-token head")
+    assert_rejected(ns, tests, "q4", {"zero_head": lambda h: (lambda z: z)}, "unchanged")
+    assert tokens.shape[0] > 0
 
 
 # --------------------------------------------------------------------------------------------
