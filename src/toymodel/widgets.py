@@ -253,6 +253,9 @@ class HeadExplorer(_Explorer):
         self.ov_rank = W.IntSlider(value=explore.default_ov_rank(task_name), min=0,
                                    max=load_pretrained(task_name).cfg.d_head,
                                    description="OV rank", continuous_update=False, disabled=True)
+        # enable the slider from an observer, never while computing: a trait set during the
+        # first update hangs nbclient's run of the lesson under ipywidgets 7.7.1 (Colab's)
+        self.variant.observe(self._variant_changed, names="value")
         task = get_task(task_name)
         help_ = W.HTML(f"<small>{task.list_len} numbers from 0 to {task.n_numbers - 1}, then "
                        "press Enter</small>")
@@ -261,13 +264,15 @@ class HeadExplorer(_Explorer):
                     [W.HBox([self.numbers, help_]), W.HBox([self.examples, self.variant]),
                      self.ov_rank])
 
+    def _variant_changed(self, change):
+        self.ov_rank.disabled = change["new"] != explore.TRUNCATED
+
     def _picked(self, change):
         if change["new"]:
             self.numbers.value = change["new"]
 
     def compute(self):
         truncated = self.variant.value == explore.TRUNCATED
-        self.ov_rank.disabled = not truncated
         view = explore.head_view(self.numbers.value, self.variant.value, self.task_name,
                                  self.ov_rank.value if truncated else None)
         self.baseline = explore.head_view(view.tokens[:-1], "trained", self.task_name)
