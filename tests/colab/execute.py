@@ -37,7 +37,7 @@ def show(parts: dict) -> str:
 def main(copy: str, committed: str) -> int:
     nb = nbformat.read(copy, as_version=4)
     ref = {c.get("id"): c for c in nbformat.read(committed, as_version=4).cells}
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+    client = NotebookClient(nb, timeout=180, kernel_name="python3",  # a cell past 3 min is a hang
                             resources={"metadata": {"path": str(Path(copy).parent)}})
     problems, checked, explorers = [], 0, 0
     try:
