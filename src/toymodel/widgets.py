@@ -25,7 +25,7 @@ import os
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, clear_output, display
+from IPython.display import Markdown, display
 
 from . import _repo, explore
 from .checkpoint import load_pretrained
@@ -101,9 +101,11 @@ class _Explorer(W.VBox):
         self.summary.value = _pre(self.describe(view))
         fig = self.draw(view)
         self.figure = fig
-        with self.plot:
-            clear_output(wait=True)
-            display(fig)
+        # set the Output widget's state directly rather than capturing with `with self.plot:`:
+        # the capture protocol can leave nbclient (and so the Colab-like CI run) waiting forever
+        # under ipywidgets 7.7.1
+        self.plot.outputs = ()
+        self.plot.append_display_data(fig)
         plt.close(fig)
 
 
