@@ -23,6 +23,13 @@ from toymodel.induction import (
     weight_detectors,
 )
 
+# A fraction of argmax decisions (accuracy, agreement, top-1): a decision within float rounding of
+# a tie can flip on another CPU's kernels (none did under ATEN_CPU_CAPABILITY=default here, issue 20),
+# so allow one printed unit (the prose prints these to 0.1%) instead of exact equality.
+DECISIONS = 1e-3
+# Weight statistics (composition scores, top-1 of float64 tables) are float64 products of the
+# shipped float32 weights: the same on every CPU to about 1e-15, so they keep abs=1e-12.
+
 
 @pytest.fixture(scope="module")
 def tl():
@@ -65,12 +72,12 @@ def test_sizes(tl, model):
 
 def test_accuracy(tl, model):
     n = tl["tl_n_test"]
-    assert tl["tl_accuracy"] == pytest.approx(induction_accuracy(model, n=n), abs=1e-12)
+    assert tl["tl_accuracy"] == pytest.approx(induction_accuracy(model, n=n), abs=DECISIONS)
     unrelated = repeated_tokens(n)
     L = TASK.max_len
     unrelated[:, L + 1:] = repeated_tokens(n, seed=1)[:, L + 1:]
     assert tl["tl_unrelated_accuracy"] == pytest.approx(
-        induction_accuracy(model, tokens=unrelated), abs=1e-12)
+        induction_accuracy(model, tokens=unrelated), abs=DECISIONS)
     assert tl["tl_accuracy"] > 0.95 and tl["tl_unrelated_accuracy"] < 0.1
 
 
@@ -124,7 +131,7 @@ def test_paths(tl, model, detect):
     for key, logits in (("tl_acc_direct", paths.direct), ("tl_acc_layer0", paths.layer0.sum(1)),
                         ("tl_acc_layer1", paths.layer1.sum(1)),
                         ("tl_acc_virtual", paths.virtual.sum((1, 2)))):
-        assert tl[key] == pytest.approx(second_copy_accuracy(logits, tokens), abs=1e-12), key
+        assert tl[key] == pytest.approx(second_copy_accuracy(logits, tokens), abs=DECISIONS), key
 
 
 def test_interventions(tl, model, detect):
@@ -139,10 +146,10 @@ def test_interventions(tl, model, detect):
         return induction_accuracy(model, n=n, hooks=hooks), head_scores(p).induction[1]
 
     zero_acc, zero_ind = run(prev, "zero")
-    assert tl["tl_zero_acc"] == pytest.approx(zero_acc, abs=1e-12)
+    assert tl["tl_zero_acc"] == pytest.approx(zero_acc, abs=DECISIONS)
     assert tl["tl_zero_ind_max"] == pytest.approx(zero_ind.max().item(), abs=1e-6)
-    assert tl["tl_mean_acc"] == pytest.approx(run(prev, "mean")[0], abs=1e-12)
-    assert tl["tl_other_zero_acc"] == pytest.approx(run(other, "zero")[0], abs=1e-12)
+    assert tl["tl_mean_acc"] == pytest.approx(run(prev, "mean")[0], abs=DECISIONS)
+    assert tl["tl_other_zero_acc"] == pytest.approx(run(other, "zero")[0], abs=DECISIONS)
     for factor, ind_key in ((-1.0, "tl_neg_ind_max"), (0.5, "tl_half_ind_min")):
         edited = composition.scale_ov(model, 0, prev, factor)
         with torch.no_grad():
@@ -151,5 +158,5 @@ def test_interventions(tl, model, detect):
         value = ind.max() if factor < 0 else ind.min()
         assert tl[ind_key] == pytest.approx(value.item(), abs=1e-6)
         if factor < 0:
-            assert tl["tl_neg_acc"] == pytest.approx(induction_accuracy(edited, n=n), abs=1e-12)
+            assert tl["tl_neg_acc"] == pytest.approx(induction_accuracy(edited, n=n), abs=DECISIONS)
     assert tl["tl_neg_acc"] < tl["tl_chance"] < tl["tl_zero_acc"] < 0.2

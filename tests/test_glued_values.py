@@ -20,6 +20,11 @@ from toymodel.worked_example import format_vector, rounded_output, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A fraction of argmax decisions (accuracy, agreement, top-1): a decision within float rounding of
+# a tie can flip on another CPU's kernels (none did under ATEN_CPU_CAPABILITY=default here, issue 20),
+# so allow one printed unit (the prose prints these to 0.1%) instead of exact equality.
+DECISIONS = 1e-3
+
 
 def glued(notebook: str) -> dict:
     """``{key: value}`` from the committed outputs of ``notebooks/<notebook>``."""
@@ -71,11 +76,11 @@ def test_model_sizes(m):
 def test_model_measurements(m):
     model, task = toymodel.load_pretrained("max"), get_task("max")
     n = m["m_n_test"]
-    assert m["m_accuracy"] == pytest.approx(evaluate(model, task, n=n, seed=EVAL_SEED), abs=1e-12)
+    assert m["m_accuracy"] == pytest.approx(evaluate(model, task, n=n, seed=EVAL_SEED), abs=DECISIONS)
     assert m["m_accuracy"] >= 0.99
     stats = experiments.circuit_stats(model, task)
     assert m["m_copying_score"] == pytest.approx(stats.copying_score, abs=1e-6)
-    assert m["m_ov_top1"] == pytest.approx(stats.ov_top1, abs=1e-12)
+    assert m["m_ov_top1"] == pytest.approx(stats.ov_top1, abs=DECISIONS)
     assert m["m_qk_spearman"] == pytest.approx(stats.qk_spearman, abs=1e-6)
     assert m["m_copying_score"] >= 0.9 and m["m_ov_top1"] >= 0.9 and m["m_qk_spearman"] >= 0.95
 
@@ -87,14 +92,14 @@ def test_model_experiments(m):
     assert (m["m_n_drawn"], m["m_n_seen"]) == (data.n_drawn, data.n_seen)
     perm = experiments.random_permutation(task.n_numbers, seed=0)
     follow = experiments.agreement(experiments.permute_outputs(model, perm), tokens, perm[targets])
-    assert m["m_perm_follow"] == pytest.approx(follow, abs=1e-12) and follow >= 0.95
+    assert m["m_perm_follow"] == pytest.approx(follow, abs=DECISIONS) and follow >= 0.95
     assert m["m_perm_pattern_maxdiff"] == 0.0
     mins = tokens[:, :-1].min(dim=1).values
     negated = experiments.negate_qk(model)
     neg = experiments.agreement(negated, tokens, mins, score_hook=experiments.block_query_self)
-    assert m["m_neg_min_frac"] == pytest.approx(neg, abs=1e-12) and neg >= 0.95
+    assert m["m_neg_min_frac"] == pytest.approx(neg, abs=DECISIONS) and neg >= 0.95
     direct = experiments.direct_path_accuracy(model, tokens, targets)
-    assert m["m_direct_path_acc"] == pytest.approx(direct, abs=1e-12)
+    assert m["m_direct_path_acc"] == pytest.approx(direct, abs=DECISIONS)
     assert 0 <= m["m_closed_form_err"] < 1e-5
     with torch.no_grad():
         model64 = model.double()

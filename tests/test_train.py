@@ -1,5 +1,12 @@
-"""Training: loss goes down, runs repeat exactly, retraining gives the shipped checkpoints bit for
-bit, held-out lists are new, the lesson config reaches the targets, CLI."""
+"""Training: loss goes down; on one machine two runs with one seed give the same weights; a model
+retrained on any CPU behaves like the shipped one and its weights lie within the measured spread;
+held-out lists are new; the lesson config reaches the targets; CLI.
+
+Tolerances come from ``docs-dev/KERNEL_SPREAD.md`` (``benchmarks/kernel_spread.py``): retraining
+under other torch kernels (``ATEN_CPU_CAPABILITY=default`` / ``avx2``) moved the ``max`` model's
+weights by at most 5.5e-3 (relative 4.2e-3), ``first``'s by 2.2e-6, and an Intel Xeon (AVX-512)
+moved them by about 3e-2 (issue 20); no statistic the lesson prints moved in its printed digits.
+"""
 
 import pytest
 import torch
@@ -49,11 +56,40 @@ def retrained():
         torch.set_num_threads(threads)
 
 
+# 3x the largest spread seen on any CPU or kernel setting (3e-2 abs on a Xeon; 4.2e-3 relative here)
+WEIGHT_ATOL = 0.1
+WEIGHT_RTOL_NORM = 0.05
+
+
+def weight_spread(model, shipped) -> tuple[float, float]:
+    """Largest absolute and largest relative (Frobenius) difference over the named weights."""
+    diffs = [getattr(model, n).detach() - getattr(shipped, n).detach() for n in PARAM_NAMES]
+    absolute = max(float(d.abs().max()) for d in diffs)
+    relative = max(float(d.norm() / getattr(shipped, n).detach().norm())
+                   for d, n in zip(diffs, PARAM_NAMES, strict=True))
+    return absolute, relative
+
+
 @pytest.mark.parametrize("task", ["max", "first"])
-def test_retraining_gives_the_shipped_checkpoint_bit_for_bit(retrained, task):
-    shipped = toymodel.load_pretrained(task)
+def test_retraining_is_deterministic_on_one_machine(retrained, task):
+    """The same seed on the same machine gives the same weights, bit for bit (trained twice here)."""
+    again, _ = train(task, LESSON_CONFIGS[task], progress=False)
     for name in PARAM_NAMES:
-        assert torch.equal(getattr(retrained[task], name), getattr(shipped, name)), name
+        assert torch.equal(getattr(retrained[task], name), getattr(again, name)), name
+
+
+@pytest.mark.parametrize("task", ["max", "first"])
+def test_retrained_model_reproduces_the_shipped_one_on_any_cpu(retrained, task):
+    """Not bit for bit (that holds on one kind of CPU only): the same behaviour, nearby weights."""
+    shipped = toymodel.load_pretrained(task)
+    absolute, relative = weight_spread(retrained[task], shipped)
+    assert absolute < WEIGHT_ATOL and relative < WEIGHT_RTOL_NORM, (absolute, relative)
+    # what the lesson prints, to the digits it prints
+    assert f"{evaluate(retrained[task], task):.1%}" == f"{evaluate(shipped, task):.1%}"
+    new, old = (circuit_stats(m, get_task(task)) for m in (retrained[task], shipped))
+    assert f"{new.ov_top1:.2f}" == f"{old.ov_top1:.2f}"
+    assert f"{new.copying_score:.2f}" == f"{old.copying_score:.2f}"
+    assert f"{new.qk_spearman:.2f}" == f"{old.qk_spearman:.2f}"
 
 
 def test_training_restores_the_thread_setting():
@@ -134,7 +170,7 @@ def test_cuda_request_without_cuda():
         train("max", SHORT, device="cuda", progress=False)
 
 
-def test_lesson_retrain_cell_reproduces_the_shipped_model():
+def test_lesson_retrain_cell_reproduces_the_shipped_model_on_any_cpu():
     """Lesson 02's ``RETRAIN = True`` path, run as written (imports cell, then the retrain cell)."""
     import json
     from pathlib import Path
@@ -145,7 +181,7 @@ def test_lesson_retrain_cell_reproduces_the_shipped_model():
     assert "RETRAIN = True" in setup
     namespace = {"toymodel": toymodel}
     exec(setup, namespace)  # noqa: S102 - the lesson's own cells
-    exec(source["3e3825ef"], namespace)  # noqa: S102 - asserts the weights equal the shipped ones
+    exec(source["3e3825ef"], namespace)  # noqa: S102 - asserts the measured tolerances
     shipped = toymodel.load_pretrained("max")
-    for name in PARAM_NAMES:
-        assert torch.equal(getattr(namespace["model"], name), getattr(shipped, name)), name
+    absolute, relative = weight_spread(namespace["model"], shipped)
+    assert absolute < WEIGHT_ATOL and relative < WEIGHT_RTOL_NORM, (absolute, relative)

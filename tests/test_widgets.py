@@ -124,7 +124,7 @@ def test_head_explorer_starts_on_the_lessons_first_list(model, task):
     assert explore.parse_numbers(ex.numbers.value) == first
     logits, pattern = forward(model, first, task)
     np.testing.assert_allclose(ex.view.logits, logits, rtol=1e-6, atol=1e-5)
-    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-5)  # float32 forward vs float64 view: 5e-7 apart on a Xeon (issue 20)
     assert ex.view.prediction == max(first) == int(np.argmax(logits))
     assert f"prediction: {max(first)}; the largest number is {max(first)} (match)" in ex.summary.value
     assert ex.figure is not None and len(ex.figure.axes) >= 4
@@ -136,7 +136,7 @@ def test_typing_a_list_updates_pattern_qk_ov_and_prediction(model, task):
     ex.numbers.value = "3, 30, 12 7 29,1"
     assert ex.view.tokens == numbers + [task.query_token]
     logits, pattern = forward(model, numbers, task)
-    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-5)  # float32 forward vs float64 view: 5e-7 apart on a Xeon (issue 20)
     np.testing.assert_allclose(ex.view.logits, logits, rtol=1e-6, atol=1e-5)
     assert ex.view.prediction == int(np.argmax(logits))
     # the QK row is the package's query row; the OV contributions add up to the logits
@@ -248,7 +248,7 @@ def test_qk_negation_moves_attention_and_leaves_ov(model, task, variant, blocked
     ex.variant.value = variant
     hook = experiments.block_query_self if blocked else None
     logits, pattern = forward(experiments.negate_qk(model), numbers, task, hook)
-    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ex.view.pattern, pattern, rtol=1e-6, atol=1e-5)  # float32 forward vs float64 view: 5e-7 apart on a Xeon (issue 20)
     np.testing.assert_allclose(ex.view.logits, logits, rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(ex.view.ov_per_source, trained.ov_per_source)
     assert ex.ov_rank.disabled
