@@ -36,7 +36,7 @@ book: $(STAMP) $(NODE_STAMP)
 test: $(TEST_STAMP) lint strict-book assignments colab unit other-kernels browser
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools book/_ext
 
 # Unit tests and nbval (re-executes every lesson and compares the checked outputs) in one run.
 unit: $(TEST_STAMP)
@@ -85,10 +85,10 @@ browser-deps:
 
 # The book with every solution hidden (an edition for a course): _build/nosolutions/_build/html.
 book-nosolutions: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m toymodel.hide_solutions --out _build/nosolutions
+	$(BIN)/python -m tools.hide_solutions --out _build/nosolutions
 
 figures: $(STAMP)
-	$(BIN)/python -m toymodel.diagrams book/figures
+	$(BIN)/python -m tools.diagrams book/figures
 
 clean:
 	rm -rf _build $(VENV) node_modules

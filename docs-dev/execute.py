@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 
 # Committed outputs are what GitHub, Colab (before a cell runs) and the website show without a
 # kernel: explorer cells then hold a static picture and a line saying how to run them live, not
-# dead controls (see toymodel.widgets), and no widget state is saved.
+# dead controls (see toymodel.views.widgets), and no widget state is saved.
 os.environ.setdefault("TOYMODEL_STATIC_SITE", "1")
 
 for path in map(pathlib.Path, sys.argv[1:]):

@@ -151,17 +151,17 @@ def test_lesson_plots_draw_and_check_shapes(shipped):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toymodel import plotting_model
+    from toymodel.views import figures
 
     model, task, tokens, _ = shipped
     _, pattern = model.run_with_pattern(tokens[:2])
-    axes = plotting_model.attention_patterns(pattern[:, 0], tokens[:2], task.query_token)
+    axes = figures.attention_patterns(pattern[:, 0], tokens[:2], task.query_token)
     assert len(axes) == 2 and axes[0].get_xticklabels()[-1].get_text() == "q"
     row = experiments.query_qk_row(model, task)[0]
-    assert len(plotting_model.qk_row(row).lines[0].get_xdata()) == task.d_vocab
-    plotting_model.qk_parts(row, experiments.query_position_row(model, task)[0])
+    assert len(figures.qk_row(row).lines[0].get_xdata()) == task.d_vocab
+    figures.qk_parts(row, experiments.query_position_row(model, task)[0])
     eig = circuits.ov_eigenvalues(model.W_E, model.W_V, model.W_O, model.W_U)[0]
-    assert plotting_model.eigenvalues(eig).collections[0].get_offsets().shape == (16, 2)
+    assert figures.eigenvalues(eig).collections[0].get_offsets().shape == (16, 2)
     with pytest.raises(ValueError, match=r"pattern must be \[n, dest, src\]"):
-        plotting_model.attention_patterns(pattern[0, 0], tokens[:2])
+        figures.attention_patterns(pattern[0, 0], tokens[:2])
     plt.close("all")

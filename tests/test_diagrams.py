@@ -6,6 +6,7 @@ import hashlib
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -15,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from toymodel import diagrams  # noqa: E402
+from tools import diagrams  # noqa: E402
 
 
 def _texts(fig) -> str:
@@ -82,8 +83,8 @@ def test_main_writes_every_figure_deterministically(tmp_path):
 def test_module_runs_as_a_script(tmp_path):
     out = tmp_path / "figs"
     result = subprocess.run(
-        [sys.executable, "-m", "toymodel.diagrams", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "tools.diagrams", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr
     assert (out / "qk_path.png").exists() and (out / "ov_path.png").exists()

@@ -1,4 +1,4 @@
-"""The book's edition without solutions (toymodel.hide_solutions, `make book-nosolutions`).
+"""The book's edition without solutions (tools/hide_solutions.py, `make book-nosolutions`).
 
 The whole book is built once with every solution hidden (the notebooks' stored outputs are reused,
 so nothing re-executes: about half a minute) and every built file is scanned for solution text.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from toymodel import hide_solutions as hs
+from tools import hide_solutions as hs
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "_config.yml", ROOT / "_toc.yml", *ROOT.glob("book/*.md"),
-           *ROOT.glob("notebooks/*.ipynb"), Path(hs.__file__)]
+           *ROOT.glob("notebooks/*.ipynb"), Path(hs.__file__), ROOT / "book" / "_ext" / "hide_solutions.py"]
 
 
 def _fresh(html: Path) -> bool:
@@ -105,7 +105,8 @@ def test_edition_config_overrides():
     cfg = hs.edition_config(ROOT / "_config.yml", execute=False)
     assert cfg["sphinx"]["config"]["hide_solutions"] is True
     assert cfg["sphinx"]["config"]["html_copy_source"] is False
-    assert "toymodel.hide_solutions" in cfg["sphinx"]["extra_extensions"]
+    local = cfg["sphinx"]["local_extensions"]
+    assert local["hide_solutions"] == local["toymodel_site"] == str(ROOT / "book" / "_ext")
     assert "sphinx_exercise" in cfg["sphinx"]["extra_extensions"]
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert "colab_url" not in cfg["launch_buttons"]

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from toymodel import plotting, plotting_model, worked_example  # noqa: E402
+from toymodel import worked_example  # noqa: E402
+from toymodel.views import figures  # noqa: E402
 
 COLUMN_PX, INLINE_DPI, MIN_PX = 672, 100, 10
 
@@ -22,13 +23,13 @@ def _figures():
     tokens = torch.randint(0, 48, (3, 7), generator=g)
     pattern = torch.softmax(torch.randn(3, 7, 7, generator=g), -1)
     return {
-        "worked_example_figure": lambda: plotting.worked_example_figure(worked_example.run()),
-        "heatmap": lambda: plotting.heatmap(np.arange(48.0 * 48).reshape(48, 48) - 1000).figure,
-        "attention_patterns": lambda: plotting_model.attention_patterns(
+        "worked_example_figure": lambda: figures.worked_example_figure(worked_example.run()),
+        "heatmap": lambda: figures.heatmap(np.arange(48.0 * 48).reshape(48, 48) - 1000).figure,
+        "attention_patterns": lambda: figures.attention_patterns(
             pattern, tokens, query_token=48)[0].figure,
-        "qk_row": lambda: plotting_model.qk_row(np.arange(48.0), title="t").figure,
-        "qk_parts": lambda: plotting_model.qk_parts(np.arange(48.0), np.arange(6.0))[0].figure,
-        "eigenvalues": lambda: plotting_model.eigenvalues(np.arange(5) + 1j, title="t").figure,
+        "qk_row": lambda: figures.qk_row(np.arange(48.0), title="t").figure,
+        "qk_parts": lambda: figures.qk_parts(np.arange(48.0), np.arange(6.0))[0].figure,
+        "eigenvalues": lambda: figures.eigenvalues(np.arange(5) + 1j, title="t").figure,
     }
 
 
@@ -48,10 +49,10 @@ def test_smallest_text_is_at_least_10px(name):
 
 
 def test_signed_matrices_use_a_diverging_map_centred_on_zero():
-    ax = plotting.heatmap(np.array([[-1.0, 3.0], [0.5, 2.0]]))
+    ax = figures.heatmap(np.array([[-1.0, 3.0], [0.5, 2.0]]))
     try:
         image = ax.images[0]
-        assert image.get_cmap().name == plotting.DIVERGING
+        assert image.get_cmap().name == figures.DIVERGING
         assert image.norm.vmin == -image.norm.vmax == -3.0
     finally:
         plt.close(ax.figure)

@@ -1,5 +1,5 @@
 """The repository URL and branch live in src/toymodel/_repo.py; everything else agrees with it,
-and ``python -m toymodel.set_repository URL BRANCH`` moves all of it to a fork at once."""
+and ``python -m tools.set_repository URL BRANCH`` moves all of it to a fork at once."""
 
 import json
 import shutil
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toymodel import _repo, set_repository
+from tools import set_repository
+from toymodel import _repo
 
 ROOT = Path(__file__).resolve().parents[1]
 FORK = "https://github.com/a-student/my-qk-book"

@@ -22,7 +22,7 @@ def _run_steps(workflow: dict) -> list[str]:
 def test_mathjax_is_local_and_pinned_to_version_3():
     config = _yaml("_config.yml")
     assert not config["sphinx"]["config"]["mathjax_path"].startswith("http")
-    assert "toymodel.sphinxext" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["local_extensions"] == {"toymodel_site": "book/_ext"}
     package = json.loads((ROOT / "package.json").read_text())
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert package["dependencies"]["mathjax"].startswith("3.")

@@ -12,10 +12,12 @@ import torch
 
 pytest.importorskip("plotly")
 
-from toymodel import circuits, webfigs, worked_example  # noqa: E402
+from toymodel_site import PLOTLY_MIME, PlotlyMimeRenderer, figure_html  # noqa: E402
+
+from toymodel import circuits, worked_example  # noqa: E402
 from toymodel.checkpoint import load_pretrained  # noqa: E402
-from toymodel.sphinxext import PLOTLY_MIME, PlotlyMimeRenderer, figure_html  # noqa: E402
 from toymodel.tasks import get_task  # noqa: E402
+from toymodel.views import webfigs  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ matplotlib.use("Agg")
 
 import ipywidgets  # noqa: E402
 
-from toymodel import _repo, experiments, explore, widgets  # noqa: E402
+from toymodel import _repo, experiments  # noqa: E402
 from toymodel.checkpoint import load_pretrained  # noqa: E402
 from toymodel.tasks import get_task  # noqa: E402
+from toymodel.views import explore, widgets  # noqa: E402
 from toymodel.worked_example import run  # noqa: E402
 
 

@@ -1,33 +1,39 @@
 """toymodel: the small package behind the executable book on QK and OV circuits.
 
-Row-vector convention throughout (``x @ W``); shapes are given in every docstring.
+Row-vector convention throughout (``x @ W``); shapes are given in every docstring. The map of the
+whole repository (package, lessons, chapters, build) is ``docs-dev/ARCHITECTURE.md``.
 
-Modules, one idea each:
+The science (imports numpy and torch only):
 
-* :mod:`toymodel.circuits` -- QK and OV circuits, attention scores and patterns, end-to-end circuits
-  and their statistics (copying score, OV top-1 accuracy).
-* :mod:`toymodel.factored` -- a product ``A @ B`` kept as its factors (eigenvalues, norms, rows).
-* :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object.
-* :mod:`toymodel.model` -- an attention-only transformer (one layer or more), TransformerLens names.
-* :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token).
-* :mod:`toymodel.train` -- the seeded training loop and its command line.
-* :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models.
-* :mod:`toymodel.induction` -- a task that needs induction, the two-layer model, head detectors.
-* :mod:`toymodel.composition` -- Q/K/V-composition scores, the K-composition circuit, the path
-  expansion of a two-layer model, ablations and OV edits.
-* :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other.
-* :mod:`toymodel.hf` -- a ``transformers`` GPT-2 with the book's names (imported lazily).
+* :mod:`toymodel.circuits` -- QK and OV circuits, attention scores and patterns, full circuits;
+* :mod:`toymodel.circuit_stats` -- their statistics: eigenvalues, copying score, OV top-1;
+* :mod:`toymodel.factored` -- a product ``A @ B`` kept as its factors (eigenvalues, norms, rows);
+* :mod:`toymodel.composition` -- Q/K/V composition, path expansion, ablations and OV edits;
 * :mod:`toymodel.conventions` -- the column-vector convention of Elhage et al., for comparison.
-* :mod:`toymodel.plotting`, :mod:`toymodel.plotting_model` -- heatmaps and plots in one style.
-* :mod:`toymodel.diagrams` -- the book's circuit diagrams (``python -m toymodel.diagrams DIR``).
+
+Models and what they learn:
+
+* :mod:`toymodel.model` -- an attention-only transformer (one layer or more), TransformerLens names;
+* :mod:`toymodel.train` -- the seeded training loop and its command line;
+* :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models (``data/``);
+* :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token);
+* :mod:`toymodel.induction` -- a task that needs induction, the two-layer model, head detectors;
+* :mod:`toymodel.hf` -- a ``transformers`` GPT-2 with the book's names (imported lazily).
+
+The lessons' subjects and tools:
+
+* :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object;
+* :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other;
+* :mod:`toymodel.views` -- figures, explorers (widgets) and the website's plotly figures;
+* :mod:`toymodel.grading` -- the assignments' checks: a shared core and one module per assignment;
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.
-* :mod:`toymodel.explore` -- what the lessons' explorers show, as plain functions of their inputs.
-* :mod:`toymodel.widgets` -- the live explorers (ipywidgets 7.7 and 8), or a static picture on the
-  website.
-* :mod:`toymodel.grading` -- checks for the course assignments, with messages saying what is wrong.
-* :mod:`toymodel.webfigs` -- plotly figures with sliders for the static website (needs plotly).
-* :mod:`toymodel.sphinxext` -- the book build's Sphinx extension: offline assets, plotly outputs.
-* :mod:`toymodel.hide_solutions` -- the book built with every solution hidden, for a course.
+
+Private: ``_validate`` (input checks and shapes shared by all), ``_repo`` (the repository
+setting that install cells and Colab links are made from).
+
+The book's build (Sphinx extension, solution-free edition) lives in ``book/_ext/`` and the
+maintainer scripts in ``tools/``: neither ships in the wheel. ``import toymodel`` imports nothing
+heavy (no torch until a module that needs it is imported).
 """
 
 from .book import glue

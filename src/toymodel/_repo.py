@@ -1,6 +1,6 @@
 """Where the book lives: the one place that names its repository, branch and website.
 
-``python -m toymodel.set_repository URL BRANCH`` rewrites this file together with ``_config.yml``,
+``python -m tools.set_repository URL BRANCH`` rewrites this file together with ``_config.yml``,
 every notebook's install cell, Colab links and full site URLs (a fork runs it once); a test checks
 that all of them agree with the values here.
 """

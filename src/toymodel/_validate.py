@@ -180,3 +180,54 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+# ---------------------------------------------------------------- shapes shared by the circuits
+
+
+def _T(x):
+    """Transpose the last two dimensions (numpy or torch)."""
+    return x.transpose(-1, -2) if is_torch(x) else np.swapaxes(x, -1, -2)
+
+
+# --------------------------------------------------------------------------------------------
+# The two circuits of one head (or of every head at once)
+# --------------------------------------------------------------------------------------------
+
+
+def _same_rank(a, a_name, b, b_name):
+    if a.ndim != b.ndim:
+        raise ValueError(
+            f"{a_name} has shape {list(a.shape)} and {b_name} has shape {list(b.shape)}: pass both "
+            "for one head or both with a leading n_heads dimension"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The standard computation: scores, pattern, output
+# --------------------------------------------------------------------------------------------
+
+
+def _ov_shapes(W_E, W_V, W_O, W_U, check_finite: bool = True):
+    s = Shapes()
+    W_V = s(W_V, "W_V", "n_layers? n_heads? d_model d_head")
+    W_O = s(W_O, "W_O", "n_layers? n_heads? d_head d_model")
+    _same_rank(W_V, "W_V", W_O, "W_O")
+    W_E = s(W_E, "W_E", "d_vocab d_model", check_finite)
+    W_U = s(W_U, "W_U", "d_model d_vocab", check_finite)
+    return W_E, W_V, W_O, W_U
+
+
+def _concat_heads(W_in, W_out):
+    """Heads of ``W_in [..., H, d_model, d_head]`` side by side: ``[..., d_model, H*d_head]``.
+
+    ``W_out [..., H, d_head, d_model]`` is stacked to ``[..., H*d_head, d_model]``, so that
+    ``W_in @ W_out`` is the sum over heads of each head's ``W_in[h] @ W_out[h]``. One head (rank 2)
+    is returned as it is; with ``[n_layers, n_heads, ...]`` the heads of each layer are combined.
+    """
+    if W_in.ndim == 2:
+        return W_in, W_out
+    *lead, n_heads, d_model, d_head = W_in.shape
+    W_in = W_in.transpose(-3, -2) if is_torch(W_in) else np.swapaxes(W_in, -3, -2)
+    W_in = W_in.reshape(*lead, d_model, n_heads * d_head)
+    return W_in, W_out.reshape(*lead, n_heads * d_head, W_out.shape[-1])

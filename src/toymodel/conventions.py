@@ -29,8 +29,7 @@ numpy in, numpy out; torch in, torch out.
 
 from __future__ import annotations
 
-from ._validate import Shapes, to_array
-from .circuits import _T, _same_rank
+from ._validate import _T, Shapes, _same_rank, to_array
 
 __all__ = [
     "to_column_convention",

@@ -110,7 +110,7 @@ def run(causal: bool = False, backend: str = "numpy", x=None, scale=None) -> Wor
             example uses none, so the default is False.
         backend: ``"numpy"`` (float64 arrays) or ``"torch"`` (float64 tensors).
         x: other embeddings for A and B ``[2, d_model]`` (default :data:`X`); the explorer of
-            :mod:`toymodel.explore` passes what a student typed.
+            :mod:`toymodel.views.explore` passes what a student typed.
         scale: the factor applied to the raw scores before the softmax (default
             ``1/sqrt(d_head)``); any non-negative number.
 

@@ -111,7 +111,7 @@ def interactive_page(browser, base_url):
 
 
 def test_worked_example_figure_follows_its_slider(interactive_page):
-    from toymodel import webfigs
+    from toymodel.views import webfigs
 
     page, log = interactive_page
     expected = webfigs.worked_example_data()
@@ -131,7 +131,7 @@ def test_worked_example_figure_follows_its_slider(interactive_page):
 
 
 def test_trained_model_figure_follows_its_slider(interactive_page):
-    from toymodel import webfigs
+    from toymodel.views import webfigs
 
     page, log = interactive_page
     expected = webfigs.trained_model_data()

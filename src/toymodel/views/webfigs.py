@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import circuits, worked_example
-from .checkpoint import load_pretrained
-from .tasks import get_task
+from .. import circuits, worked_example
+from ..checkpoint import load_pretrained
+from ..tasks import get_task
 
 __all__ = [
     "SCALES",

@@ -2,14 +2,14 @@
 
 Only core widgets (text boxes, sliders, check boxes, dropdowns, ``HTML`` and ``Output``) are used,
 so the explorers work in Google Colab (ipywidgets 7.7.1) and in Jupyter with ipywidgets 8. What
-they show comes from :mod:`toymodel.explore`; this module only wires controls to it and draws.
+they show comes from :mod:`toymodel.views.explore`; this module only wires controls to it and draws.
 
 * :func:`worked_example_explorer` -- lesson 01.
 * :func:`head_explorer` -- lesson 02.
 
 Each explorer is a ``VBox`` with named controls (``.scale``, ``.causal``, ``.numbers``, ...).
 Changing a control's ``.value`` recomputes at once: ``.view`` holds the new
-:mod:`toymodel.explore` view, ``.summary`` (an ``HTML`` widget) its numbers as text, and
+:mod:`toymodel.views.explore` view, ``.summary`` (an ``HTML`` widget) its numbers as text, and
 ``.figure`` the last matplotlib figure drawn into ``.plot`` (an ``Output`` widget).
 
 When the environment variable ``TOYMODEL_STATIC_SITE`` is ``1`` (the website is being built, and
@@ -27,10 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from . import _repo, explore
-from .checkpoint import load_pretrained
-from .plotting import heatmap
-from .tasks import get_task
+from .. import _repo
+from . import explore
+from .figures import heatmap
 
 __all__ = [
     "static_site",
@@ -234,15 +233,17 @@ class HeadExplorer(_Explorer):
     """Explorer of lesson 02: a list of numbers through the trained model or an edited copy.
 
     Controls: ``.numbers`` (``Text``: type the list, then Enter), ``.examples`` (``Dropdown``:
-    pick one of the lesson's lists), ``.variant`` (``Dropdown``, :data:`toymodel.explore.VARIANTS`),
+    pick one of the lesson's lists), ``.variant`` (``Dropdown``,
+    :data:`toymodel.views.explore.VARIANTS`),
     ``.ov_rank`` (``IntSlider``: the rank kept in ``W_OV``, used by the truncated variant only and
     disabled for the others).
     """
 
     def __init__(self, task_name: str = "max"):
         super().__init__()
-        self.task_name = task_name
-        lists = explore.example_lists(task_name=task_name)
+        self.subject = explore.subject(task_name)  # resolved once; passed down as an object
+        task = self.subject.task
+        lists = explore.example_lists(task=task)
         self.numbers = W.Text(value=", ".join(map(str, lists[0])), description="numbers",
                               continuous_update=False, layout=W.Layout(width="320px"))
         self.examples = W.Dropdown(options=[("the lesson's lists", "")]
@@ -252,13 +253,12 @@ class HeadExplorer(_Explorer):
         self.examples.observe(self._picked, names="value")
         self.variant = W.Dropdown(options=list(explore.VARIANTS), value="trained",
                                   description="model", layout=W.Layout(width="360px"))
-        self.ov_rank = W.IntSlider(value=explore.default_ov_rank(task_name), min=0,
-                                   max=load_pretrained(task_name).cfg.d_head,
+        self.ov_rank = W.IntSlider(value=explore.default_ov_rank(self.subject), min=0,
+                                   max=self.subject.model.cfg.d_head,
                                    description="OV rank", continuous_update=False, disabled=True)
         # enable the slider from an observer, never while computing: a trait set during the
         # first update hangs nbclient's run of the lesson under ipywidgets 7.7.1 (Colab's)
         self.variant.observe(self._variant_changed, names="value")
-        task = get_task(task_name)
         help_ = W.HTML(f"<small>{task.list_len} numbers from 0 to {task.n_numbers - 1}, then "
                        "press Enter</small>")
         self.baseline = None
@@ -275,23 +275,24 @@ class HeadExplorer(_Explorer):
 
     def compute(self):
         truncated = self.variant.value == explore.TRUNCATED
-        view = explore.head_view(self.numbers.value, self.variant.value, self.task_name,
+        view = explore.head_view(self.numbers.value, self.variant.value, self.subject,
                                  self.ov_rank.value if truncated else None)
-        self.baseline = explore.head_view(view.tokens[:-1], "trained", self.task_name)
+        self.baseline = explore.head_view(view.tokens[:-1], "trained", self.subject)
         return view
 
     def describe(self, view):
         return view.lines(self.baseline)
 
     def draw(self, view):
-        return head_figure(view, get_task(self.task_name).n_numbers)
+        return head_figure(view, self.subject.task.n_numbers)
 
 
 def head_explorer(task_name: str = "max"):
     """The lesson 02 explorer, or (when building the website) a static picture of it."""
     if static_site():
-        first = explore.example_lists(task_name=task_name)[0]
-        view = explore.head_view(first, "trained", task_name)
-        _show_static(head_figure(view, get_task(task_name).n_numbers), LESSON_02)
+        subj = explore.subject(task_name)
+        first = explore.example_lists(task=subj.task)[0]
+        view = explore.head_view(first, "trained", subj)
+        _show_static(head_figure(view, subj.task.n_numbers), LESSON_02)
         return None
     return HeadExplorer(task_name)

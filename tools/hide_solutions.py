@@ -4,13 +4,14 @@ Readers of the normal book keep every solution: the chapters' ``{solution}`` blo
 (sphinx-exercise) and the lessons' ``<details><summary>Solution</summary>...</details>`` blocks.
 An instructor who hands the lessons out as exercises builds this edition instead::
 
-    python -m toymodel.hide_solutions            # -> _build/nosolutions/_build/html
-    python -m toymodel.hide_solutions --no-execute   # reuse the notebooks' stored outputs (fast)
+    python -m tools.hide_solutions            # -> _build/nosolutions/_build/html
+    python -m tools.hide_solutions --no-execute   # reuse the notebooks' stored outputs (fast)
 
 It writes ``_config.yml`` plus these overrides to ``<out>/_config.yml`` and builds from there:
 
 * ``hide_solutions: true`` (sphinx-exercise drops every ``{solution}`` directive);
-* this module as a Sphinx extension, which drops the lessons' solution ``<details>`` blocks;
+* the local extension ``book/_ext/hide_solutions.py``, which drops the lessons' solution
+  ``<details>`` blocks;
 * no copied sources (the page-source download would hand out the notebooks, solutions and
   all) and no launch buttons (they open the repository's notebooks, which hold the solutions).
 
@@ -26,8 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: The opening of a lesson's solution block (markdown cells of notebooks/*.ipynb).
-SUMMARY = re.compile(r"<summary>\s*Solution\s*</summary>", re.IGNORECASE)
+EXT_DIR = Path(__file__).resolve().parents[1] / "book" / "_ext"
+sys.path.insert(0, str(EXT_DIR))
+from hide_solutions import SUMMARY  # noqa: E402  (book/_ext/hide_solutions.py: the extension)
 
 #: What betrays a solution in built HTML: sphinx-exercise's solution admonition, a lesson's
 #: solution summary, or a copied notebook source.
@@ -36,38 +38,6 @@ LEAK_PATTERNS = {
     "lesson <details> solution": SUMMARY,
     "copied notebook source": re.compile(r"_sources/.*\.ipynb"),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# The Sphinx extension: drop the lessons' <details> solution blocks from the doctree
-# --------------------------------------------------------------------------------------------
-
-
-def _strip_details_solutions(app, doctree):
-    """Remove each run of sibling nodes from a ``<details>`` whose summary is "Solution" to the
-    matching ``</details>`` (myst-parser splits such a block into raw HTML and markdown nodes)."""
-    from docutils import nodes
-
-    if not app.config.hide_solutions:
-        return
-    for start in list(doctree.findall(nodes.raw)):
-        if start.parent is None or not SUMMARY.search(start.astext()):
-            continue
-        parent = start.parent
-        i = parent.index(start)
-        doomed = [start]
-        if "</details>" not in start.astext():
-            for sibling in parent.children[i + 1:]:
-                doomed.append(sibling)
-                if isinstance(sibling, nodes.raw) and "</details>" in sibling.astext():
-                    break
-        for node in doomed:
-            parent.remove(node)
-
-
-def setup(app):
-    app.connect("doctree-read", _strip_details_solutions)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +54,9 @@ def edition_config(config_path: Path, execute: bool = True) -> dict:
     extensions = sphinx.setdefault("extra_extensions", [])
     if "sphinx_exercise" not in extensions:
         extensions.append("sphinx_exercise")
-    extensions.append("toymodel.hide_solutions")
+    local = sphinx.setdefault("local_extensions", {})
+    local["hide_solutions"] = str(EXT_DIR)  # absolute: the edition's config lives elsewhere
+    local["toymodel_site"] = str(EXT_DIR)
     conf = sphinx.setdefault("config", {})
     conf["hide_solutions"] = True
     conf["html_copy_source"] = False

@@ -11,7 +11,7 @@ the direction the data flows. Shapes follow the row convention of the book (``x 
 * :func:`one_layer_model` -- the logits of a one-layer attention-only model as the direct path
   plus one term per head.
 
-Write all of them as PNG files with ``python -m toymodel.diagrams book/figures`` (or
+Write all of them as PNG files with ``python -m tools.diagrams book/figures`` (or
 :func:`main`). The output is deterministic: same code, same pixels.
 """
 

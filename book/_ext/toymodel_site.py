@@ -1,16 +1,17 @@
 """A small Sphinx extension that makes the built book self-contained, quiet and accessible.
 
-Listed in ``_config.yml`` (``sphinx.extra_extensions``). It
+A Jupyter Book local extension (``_config.yml``: ``sphinx.local_extensions``), kept with the book
+and never shipped in the ``toymodel`` wheel. It
 
 * sets ``TOYMODEL_STATIC_SITE=1`` before any notebook runs, so widget cells show a static figure
-  (see ``toymodel.widgets``) instead of controls that need a kernel;
+  (see ``toymodel.views.widgets``) instead of controls that need a kernel;
 * serves every asset a page needs from the site itself: MathJax 3 (``npm ci`` puts it in
   ``node_modules/``; ``mathjax_path`` in ``_config.yml`` points at the copy under ``_static``),
   the ``plotly.min.js`` shipped inside the plotly Python package (only on pages with a plotly
   figure), and the book's own CSS, JS, logo and favicon from ``book/assets/``;
 * turns the CDN scripts of the ipywidgets manager off (no page loads anything from another host);
-* renders ``application/vnd.plotly.v1+json`` outputs offline (:class:`PlotlyMimeRenderer`), with no
-  package installation needed (it is also declared as a ``myst_nb.mime_renderers`` entry point);
+* renders ``application/vnd.plotly.v1+json`` outputs offline (:class:`PlotlyMimeRenderer`, added
+  to myst-nb's renderers when the extension loads: no entry point, no installation);
 * drops duplicate ``<script>`` entries (Sphinx 7.4 writes some inline scripts twice, which throws
   ``Identifier 'THEBE_JS_URL' has already been declared``) and the ARIA role that makes the
   bibliography an invalid list.

@@ -2,8 +2,8 @@
 
 Usage, from the repository root::
 
-    python -m toymodel.set_repository https://github.com/OWNER/NAME BRANCH [--site-url URL]
-    python -m toymodel.set_repository --check
+    python -m tools.set_repository https://github.com/OWNER/NAME BRANCH [--site-url URL]
+    python -m tools.set_repository --check
 
 It rewrites ``src/toymodel/_repo.py`` (the one setting), ``_config.yml``'s ``repository``
 block, the install cell (first code cell) of every notebook under ``notebooks/`` and
@@ -21,7 +21,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import _repo
+from toymodel import _repo
 
 NOTEBOOK_DIRS = ("notebooks", "assignments")
 TEXT_GLOBS = ("README.md", "book/**/*.md")
@@ -259,7 +259,7 @@ def check(root) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toymodel.set_repository",
+    parser = argparse.ArgumentParser(prog="python -m tools.set_repository",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("url", nargs="?", help="https://github.com/OWNER/NAME")
     parser.add_argument("branch", nargs="?", help="the branch Colab and the install cell use")

@@ -1,8 +1,8 @@
 """What the lessons' explorers show, as plain functions of their inputs (no widgets, no plots).
 
-The live widgets (:mod:`toymodel.widgets`), their static pictures and the website's figures all
-draw what these functions return, so a number cannot differ between them. Every quantity comes
-from the package's own functions; this module only picks and labels them.
+The live widgets (:mod:`toymodel.views.widgets`), their static pictures and the website's
+figures all draw what these functions return, so a number cannot differ between them. Every
+quantity comes from the package's own functions; this module only picks and labels them.
 
 * :func:`worked_example_view` -- lesson 01: the 4-dimensional head on embeddings ``x_A, x_B`` of
   your choice, with any score scale and with or without the causal mask.
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import experiments, worked_example
-from .checkpoint import load_pretrained
-from .tasks import get_task
+from .. import experiments, worked_example
+from ..checkpoint import load_pretrained
+from ..model import AttentionOnlyTransformer
+from ..tasks import Task, get_task
 
 __all__ = [
     "WorkedExampleView",
@@ -148,21 +149,38 @@ VARIANTS = {
 }
 
 
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """What an explorer looks at: a task and the shipped model trained on it.
+
+    Resolved once, at the edge (:func:`subject`, called by the widget), and passed down as an
+    object, so no function below looks the task name up again.
+    """
+
+    task: Task
+    model: AttentionOnlyTransformer
+
+
 @functools.cache
-def default_ov_rank(task_name: str = "max") -> int:
+def subject(task_name: str = "max") -> Subject:
+    """The task called ``task_name`` and its shipped model (loaded once per process)."""
+    return Subject(get_task(task_name), load_pretrained(task_name))
+
+
+def default_ov_rank(subj: Subject | None = None) -> int:
     """The rank the explorer's truncated variant starts at: an eighth of ``d_head`` (at least 1),
     low enough that the OV contributions visibly change and most answers go wrong (the
     lesson's rank sweep shows how the accuracy recovers as the rank grows)."""
-    return max(1, load_pretrained(task_name).cfg.d_head // 8)
+    subj = subject() if subj is None else subj
+    return max(1, subj.model.cfg.d_head // 8)
 
 
 @functools.cache
-def _variant(name: str, task_name: str = "max", rank: int | None = None):
+def _variant(name: str, subj: Subject, rank: int | None = None):
     """``(model, score_hook, permutation or None)`` for a variant (built once, on the CPU)."""
     if name not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {name!r}")
-    model = load_pretrained(task_name)
-    task = get_task(task_name)
+    model, task = subj.model, subj.task
     if name == RELABELLED:
         perm = experiments.random_permutation(task.n_numbers, seed=0)
         return experiments.permute_outputs(model, perm), None, perm
@@ -259,14 +277,14 @@ class HeadView:
         return out
 
 
-def parse_numbers(text, task_name: str = "max") -> list[int]:
+def parse_numbers(text, task: Task | None = None) -> list[int]:
     """Read a list of numbers typed as ``"3, 17, 42 8 25 11"`` (commas or spaces).
 
     Raises:
         ValueError: not whole numbers, not exactly ``list_len`` of them, or out of range; the
             message says what is expected.
     """
-    task = get_task(task_name)
+    task = subject().task if task is None else task
     if not isinstance(text, str):
         text = " ".join(str(t) for t in text)
     parts = [p for p in re.split(r"[\s,;]+", text.strip().strip("[]()")) if p]
@@ -283,34 +301,36 @@ def parse_numbers(text, task_name: str = "max") -> list[int]:
     return numbers
 
 
-def example_lists(n: int = 3, seed: int = 10, task_name: str = "max") -> list[list[int]]:
+def example_lists(n: int = 3, seed: int = 10, task: Task | None = None) -> list[list[int]]:
     """``n`` lists drawn like the lesson's examples (same seed: the same lists)."""
-    tokens, _ = get_task(task_name).make_batch(n, generator=seed)
+    task = subject().task if task is None else task
+    tokens, _ = task.make_batch(n, generator=seed)
     return [row[:-1] for row in tokens.tolist()]
 
 
-def head_view(numbers, variant: str = "trained", task_name: str = "max",
+def head_view(numbers, variant: str = "trained", subj: Subject | None = None,
               rank: int | None = None) -> HeadView:
     """Run one list through a variant of the shipped model and collect what the explorer shows.
 
     Args:
         numbers: ``list_len`` ints (or a string for :func:`parse_numbers`).
         variant: a key of :data:`VARIANTS`.
-        task_name: the shipped model's task (``"max"``).
+        subj: the task and shipped model (default: :func:`subject` ``("max")``).
         rank: the rank kept in ``W_OV`` for the truncated variant (default
             :func:`default_ov_rank`); must be None for the other variants.
 
     Returns:
         a :class:`HeadView` (numpy arrays, float64).
     """
-    numbers = parse_numbers(numbers, task_name)
-    task = get_task(task_name)
+    subj = subject() if subj is None else subj
+    task = subj.task
+    numbers = parse_numbers(numbers, task)
     if variant == TRUNCATED:
-        rank = default_ov_rank(task_name) if rank is None else rank
+        rank = default_ov_rank(subj) if rank is None else rank
     elif rank is not None:
         raise ValueError(f"rank applies to the {TRUNCATED!r} variant only, got rank={rank!r} "
                          f"with variant {variant!r}")
-    model, hook, perm = _variant(variant, task_name, rank)
+    model, hook, perm = _variant(variant, subj, rank)
     tokens = torch.tensor([numbers + [task.query_token]])
     seen = {}
 

@@ -1,0 +1,104 @@
+"""Checks of assignment 3 (read a trained model): the query's row of the full QK circuit, which key
+wins, the copying score and OV top-1 of the full OV circuit.
+
+Shared helpers (messages, array comparison, small models) live in :mod:`toymodel.grading.core`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import circuits
+from .core import (
+    as_array,
+    check_array,
+    check_close,
+    check_value,
+    head_weights,
+)
+
+__all__ = [
+    "query_row",
+    "check_query_row",
+    "check_winning_key",
+    "copying_score_of",
+    "check_copying_score",
+    "top1_of",
+    "check_top1",
+]
+
+
+def query_row(model, query: int, n_numbers: int) -> np.ndarray:
+    """The query token's row of the full QK circuit over the number tokens ``[n_numbers]``."""
+    w = head_weights(model)
+    return circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])[query, :n_numbers]
+
+
+def check_query_row(row, model, query: int, n_numbers: int, name: str = "row"):
+    """The query token's scores for every number token as a key (row of the full QK circuit)."""
+    row = as_array(row, name)
+    w = head_weights(model)
+    full = circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])
+    check_array(row, full[query, :n_numbers], name, mistakes=[
+        ("is the query token's column of the full QK circuit: its scores as a key. The query "
+         "(destination) is the row: full_qk[query, :n_numbers].", full[:n_numbers, query]),
+        (f"includes the query token itself; keep the {n_numbers} number tokens only.",
+         full[query]),
+    ])
+
+
+def check_winning_key(key, model, keys, query: int, name: str = "winner"):
+    """The key token (among ``keys``) with the highest token-only score for ``query``."""
+    row = query_row(model, query, max(keys) + 1)
+    right = int(keys[int(np.argmax(row[list(keys)]))])
+    wrong = {}
+    lowest = int(keys[int(np.argmin(row[list(keys)]))])
+    if lowest != right:
+        wrong[lowest] = "that key gets the *lowest* score; the highest score wins the softmax."
+    if max(keys) != right:
+        wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
+                            "query's row of the full QK circuit." + (
+                                " It even gets the lowest score." if max(keys) == lowest else ""))
+    check_value(key, right, name, wrong=wrong)
+
+
+def copying_score_of(full_ov) -> float:
+    """``sum(eig) / sum(|eig|)`` of a square matrix (the copying score of a full OV circuit)."""
+    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
+    return float(eig.sum().real / np.abs(eig).sum())
+
+
+def check_copying_score(value, full_ov, name: str = "copy_score"):
+    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
+    right = float(eig.sum().real / np.abs(eig).sum())
+    check_close(value, right, name, rtol=1e-4, wrong=[
+        ("that uses |eigenvalues| on top too; the numerator is the plain sum of the "
+         "eigenvalues (its real part), so the sign shows.", 1.0),
+        ("that is the trace divided by the sum of the absolute values of the entries, not of "
+         "the eigenvalues.", float(np.trace(as_array(full_ov, "full_ov"))
+                                   / np.abs(as_array(full_ov, "full_ov")).sum())),
+    ])
+
+
+def top1_of(full_ov, n_numbers: int) -> float:
+    """Fraction of the first ``n_numbers`` rows whose largest entry (among the first
+    ``n_numbers`` columns) is on the diagonal."""
+    m = as_array(full_ov, "full_ov")[:n_numbers, :n_numbers]
+    return float((m.argmax(1) == np.arange(n_numbers)).mean())
+
+
+def check_top1(value, full_ov, n_numbers: int, name: str = "top1"):
+    m = as_array(full_ov, "full_ov")
+    right = top1_of(m, n_numbers)
+    wrong = [
+        ("that takes the largest entry of each *column*; the row is the attended token, so "
+         "look along each row.", top1_of(m.T, n_numbers)),
+        ("that keeps the query token's row and column; use the number tokens only.",
+         top1_of(m, len(m))),
+    ]
+    check_close(value, right, name, atol=1e-9, wrong=[w for w in wrong if w[1] != right])
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs for hidden checks
+# --------------------------------------------------------------------------------------------
