@@ -158,7 +158,7 @@ def _diagram_min_pt(name: str) -> float:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toymodel import diagrams
+    from tools import diagrams
 
     fig = diagrams.FIGURES[name]()
     try:
@@ -174,7 +174,7 @@ def test_figure_text_is_at_least_10px(browser, base_url, path):
     is shown at its natural size or across the text column, shrunk by at most 0.72 (what keeps
     a 10 pt label of a 100 dpi matplotlib figure at 10 px; tests/test_plotting_text.py checks
     that the package's figures use 10 pt text at least)."""
-    from toymodel import diagrams
+    from tools import diagrams
 
     small = []
     for img in visit(browser, base_url, path)["images"]:
