@@ -30,7 +30,10 @@
       return !masked(state.dest, j);
     });
     order.sort(function (a, b) { return row[b] - row[a] || a - b; });
-    var top = order.slice(0, data.top).map(function (j) {
+    var shown = order.slice(0, data.top).filter(function (j) {
+      return row[j] >= 0.5 * Math.pow(10, -data.decimals);
+    });
+    var top = (shown.length ? shown : order.slice(0, 1)).map(function (j) {
       return "'" + data.spoken[j] + "' (position " + j + ") " + fmt(row[j]);
     });
     return data.heads[state.head] + ", from token '" + data.spoken[state.dest] + "' (position " +

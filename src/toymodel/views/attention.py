@@ -182,11 +182,13 @@ class AttentionView:
 
     def top_sources(self, head: int, dest: int, k: int = 3) -> list[tuple[int, float]]:
         """The ``k`` sources ``dest`` attends to most under ``head``: ``[(position, weight)]``,
-        largest first (ties by position), as the view's text alternative lists them."""
+        largest first (ties by position), leaving out weights that show as zero (but keeping at
+        least one), as the view's text alternative lists them."""
         row = self.weights(head, dest)
         allowed = [j for j in range(self.n_pos) if not (self.causal and j > dest)]
         order = sorted(allowed, key=lambda j: (-row[j], j))
-        return [(j, float(row[j])) for j in order[:k]]
+        shown = [j for j in order[:k] if row[j] >= 0.5 * 10.0**-self.decimals]
+        return [(j, float(row[j])) for j in (shown or order[:1])]
 
     def data(self) -> dict:
         """What the view's script reads (embedded as JSON)."""
@@ -245,9 +247,9 @@ class AttentionView:
             f'data-head="{self.head}" data-dest="{self.dest}" data-n-pos="{self.n_pos}">'
             f"<style>{css}</style>"
             f'<p class="tmav-title" id="{uid}-title">{esc(self.title)}</p>'
-            f'<p class="tmav-help" id="{uid}-help">Point at a token, or Tab to the tokens and move '
-            "with the arrow keys: the outlined token is the destination, and every token is "
-            f"shaded by the attention weight it receives from it (written under it).{mask_note}</p>"
+            f'<p class="tmav-help" id="{uid}-help">Point at a token (or Tab to the tokens and use '
+            "the arrow keys). The outlined token is the destination; every token is shaded by "
+            f"the attention weight it receives from it, written under it.{mask_note}</p>"
             '<div class="tmav-controls">'
             f'<span><label for="{uid}-head">Head</label> '
             f'<select class="tmav-head" id="{uid}-head">{options}</select></span>'
@@ -257,7 +259,8 @@ class AttentionView:
             f'aria-describedby="{uid}-help">{"".join(chips)}</div>'
             f'<p class="tmav-live" aria-live="polite" id="{uid}-live">'
             f"{esc(self.summary(self.head, self.dest))}</p>"
-            f'<div class="tmav-grid" role="group" aria-label="every head at a glance">{thumbs}</div>'
+            '<div class="tmav-grid" role="group" aria-label="every head at a glance">'
+            f"{thumbs}</div>"
             f'<script type="application/json" class="tmav-data">{safe}</script>'
             f"<script>{js.replace('__TMAV_ID__', uid)}</script></div>"
         )
@@ -298,7 +301,8 @@ def attention_view(tokens, patterns, head_names=None, title="Attention pattern",
         tokens: the text as ``n_pos`` strings (list or tuple of str), as the model saw it;
             whitespace is made visible on screen.
         patterns: attention weights ``[n_heads, n_pos, n_pos]`` (rows: destination, columns:
-            source; each row sums to 1), numpy array or torch tensor; ``[n_pos, n_pos]`` is one head.
+            source; each row sums to 1), numpy array or torch tensor; ``[n_pos, n_pos]`` is one
+            head.
         head_names: ``n_heads`` distinct names (default ``"head 0"``, ``"head 1"``, ...).
         title: the heading shown above the view.
         causal: None to detect it (every weight above the diagonal is zero); True to require a
