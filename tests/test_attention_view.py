@@ -246,7 +246,8 @@ def lesson_views() -> dict[str, object]:
     examples, _ = task.make_batch(3, generator=10)
     example = induction.repeated_tokens(1, half_len=8, seed=2)
     return {
-        "01_worked_example": attention_view(ex.tokens, ex.pattern, decimals=4),
+        "01_worked_example": attention_view(ex.tokens, ex.pattern, head_names=["the head"],
+                                            decimals=4),
         "02_one_layer_model": model_attention_view(toymodel.load_pretrained("max"), examples[0],
                                                    names={task.query_token: "q"}),
         "04_two_layers": model_attention_view(induction.load_induction_model(), example[0],
