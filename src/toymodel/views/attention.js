@@ -87,8 +87,8 @@
     });
     chip.addEventListener("click", function () { setDest(j); });
     chip.addEventListener("keydown", function (event) {
-      var next = {ArrowRight: j + 1, ArrowDown: j + 1, ArrowLeft: j - 1, ArrowUp: j - 1,
-                  Home: 0, End: chips.length - 1}[event.key];
+      // left and right only: JupyterLab's command mode takes up and down (select another cell)
+      var next = {ArrowRight: j + 1, ArrowLeft: j - 1, Home: 0, End: chips.length - 1}[event.key];
       if (next === undefined) {
         return;
       }

@@ -12,8 +12,8 @@ What the reader gets:
 * the text as a row of token buttons (spaces, newlines and tabs made visible by
   :func:`readable_token`); hovering or focusing one makes it the destination, and every source
   token is shaded by the weight it receives from it, with the weight written under it;
-* arrow keys (and Home, End) move between tokens, a ``<select>`` and a grid of per-head
-  thumbnails switch heads;
+* the left and right arrow keys (and Home, End) move between tokens; a ``<select>`` and a grid
+  of per-head thumbnails switch heads;
 * a polite live region that says, in words, which sources the destination attends to most.
 
 The colour map is a single blue hue from white (weight 0) to dark blue (weight 1), monotone in
@@ -248,8 +248,9 @@ class AttentionView:
             f"<style>{css}</style>"
             f'<p class="tmav-title" id="{uid}-title">{esc(self.title)}</p>'
             f'<p class="tmav-help" id="{uid}-help">Point at a token (or Tab to the tokens and use '
-            "the arrow keys). The outlined token is the destination; every token is shaded by "
-            f"the attention weight it receives from it, written under it.{mask_note}</p>"
+            "the left and right arrow keys). The outlined token is the destination; every token "
+            f"is shaded by the attention weight it receives from it, written under it.{mask_note}"
+            "</p>"
             '<div class="tmav-controls">'
             f'<span><label for="{uid}-head">Head</label> '
             f'<select class="tmav-head" id="{uid}-head">{options}</select></span>'
