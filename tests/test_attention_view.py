@@ -145,6 +145,12 @@ def test_accepts_one_head_tensors_and_tuples():
     assert not attention_view(list("abc"), CAUSAL3, causal=False).causal
 
 
+def test_tiny_negative_weights_show_as_zero():
+    view = attention_view(list("ab"), [[1, -1e-9], [0.5, 0.5]])
+    html = view.to_html()
+    assert view.patterns.min() == 0 and "-0.0" not in html and "-1e" not in html
+
+
 def test_token_names():
     assert token_names(torch.tensor([3, 7]), {7: "q"}) == ["3", "q"]
     assert token_names([1, 2], lambda i: f"t{i}") == ["t1", "t2"]

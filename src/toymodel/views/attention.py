@@ -141,7 +141,7 @@ def _as_patterns(patterns, n_pos: int) -> np.ndarray:
         raise ValueError(f"each row of patterns (a destination's weights over the sources) must "
                          f"sum to 1, but head {h}, destination {d} sums to {sums[h, d]:.4g}: pass "
                          "softmax outputs [n_heads, n_dest, n_src], not scores")
-    return patterns
+    return np.clip(patterns, 0.0, 1.0)  # a -1e-9 would show as "-0.00"
 
 
 def _is_causal(patterns: np.ndarray) -> bool:
