@@ -4,7 +4,9 @@
 
 Prints one ``PROBLEM ...`` line per difference and exits 1 if there is any. Compared, for every
 cell tagged ``nbval-check-output``: its printed text (streams and ``text/plain`` results), as
-nbval does. An explorer cell (one that calls ``*_explorer()``) must show a live widget.
+nbval does. An explorer cell (one that calls ``*_explorer()``) must show a live widget. A view cell
+(one that calls ``attention_view(`` or ``model_attention_view(``) must show the attention view as
+a self-contained HTML output (its script and style inline, nothing fetched from another host).
 """
 
 import sys
@@ -34,12 +36,23 @@ def show(parts: dict) -> str:
     return "".join(f"[{k}]\n{v}" for k, v in parts.items() if v)
 
 
+def view_problems(cell) -> list[str]:
+    """What is wrong with an attention view cell's output (nothing, when it rendered offline)."""
+    html = "".join("".join(o.get("data", {}).get("text/html", ""))
+                   for o in cell.get("outputs", []))
+    if 'class="tmav"' not in html or "<script>" not in html:
+        return [f"cell {cell.get('id')}: no attention view among its outputs"]
+    outside = [s for s in ("<script src", "src=", "http:", "https:", "//unpkg", "<link")
+               if s in html.lower()]
+    return [f"cell {cell.get('id')}: the attention view is not self-contained: {outside}"] if outside else []
+
+
 def main(copy: str, committed: str) -> int:
     nb = nbformat.read(copy, as_version=4)
     ref = {c.get("id"): c for c in nbformat.read(committed, as_version=4).cells}
     client = NotebookClient(nb, timeout=180, kernel_name="python3",  # a cell past 3 min is a hang
                             resources={"metadata": {"path": str(Path(copy).parent)}})
-    problems, checked, explorers = [], 0, 0
+    problems, checked, explorers, views = [], 0, 0, 0
     try:
         client.execute()
     except CellExecutionError as err:
@@ -61,9 +74,12 @@ def main(copy: str, committed: str) -> int:
                 for o in cell.get("outputs", [])):
             problems.append(f"cell {cid}: the explorer showed no live widget: "
                             f"{[o.get('data', o) for o in cell.get('outputs', [])]}"[:2000])
+        if "attention_view(" in cell.source:
+            views += 1
+            problems += view_problems(cell)
     for p in problems:
         print("PROBLEM", p.replace("\n", "\n    "))
-    print(f"executed {Path(copy).name}: {checked} checked cells, {explorers} explorer(s), "
+    print(f"executed {Path(copy).name}: {checked} checked cells, {explorers} explorer(s), {views} view(s), "
           f"{len(problems)} problem(s)")
     return 1 if problems else 0
 
