@@ -256,7 +256,7 @@ def lesson_views() -> dict[str, object]:
                                             decimals=4),
         "02_one_layer_model": model_attention_view(toymodel.load_pretrained("max"), examples[0],
                                                    names={task.query_token: "q"}),
-        "04_two_layers": model_attention_view(induction.load_induction_model(), example[0],
+        "03_two_layers": model_attention_view(induction.load_induction_model(), example[0],
                                               names={induction.TASK.bos: "BOS"}),
     }
 
@@ -272,7 +272,7 @@ def html_outputs(name: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["01_worked_example", "02_one_layer_model", "04_two_layers"])
+@pytest.mark.parametrize("name", ["01_worked_example", "02_one_layer_model", "03_two_layers"])
 def test_lessons_show_the_view_with_the_packages_numbers(name):
     outputs = html_outputs(name)
     assert len(outputs) == 1, f"{name}: expected one attention view among the outputs"

@@ -21,7 +21,7 @@ from .conftest import PHONE, SCREENSHOTS, SITE, built_pages, open_page
 PAGES = built_pages()
 VIEW_PAGES = [p for p in PAGES if 'class="tmav"' in (SITE / p).read_text(encoding="utf-8")]
 LESSONS = {"notebooks/01_worked_example.html", "notebooks/02_one_layer_model.html",
-           "notebooks/04_two_layers.html"}
+           "notebooks/03_two_layers.html"}
 TOL = 2e-4  # the site was built on this machine; leave room for a last-digit flip anyway
 
 _STATE = """(el) => ({
@@ -54,7 +54,7 @@ def expected_views() -> dict:
             ex.tokens, ex.pattern, head_names=["the head"], decimals=4),
         "notebooks/02_one_layer_model.html": model_attention_view(
             toymodel.load_pretrained("max"), examples[0], names={task.query_token: "q"}),
-        "notebooks/04_two_layers.html": model_attention_view(
+        "notebooks/03_two_layers.html": model_attention_view(
             induction.load_induction_model(), example[0], names={induction.TASK.bos: "BOS"}),
     }
 
