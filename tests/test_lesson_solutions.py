@@ -28,6 +28,27 @@ SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>(?P<body>.*
 EXERCISE = re.compile(r"\*\*Exercise (?P<n>\d+)\.?\*\*")
 CODE = re.compile(r"^(?P<fence>`{3,})\s*(?:python|py|ipython3?)?\s*\n(?P<code>.*?)^(?P=fence)\s*$",
                   re.DOTALL | re.MULTILINE)
+INLINE = re.compile(r"(?<!`)`(?P<code>[^`\n]+)`(?!`)")
+
+
+def inline_expressions(body: str) -> list[str]:
+    """The inline code spans of a solution's text that are Python expressions doing something.
+
+    A span counts when it compiles as an expression and holds a call, a matrix product, an index or
+    an attribute (``W_pos @ W_QK``, ``f(x)``, ``a[0]``, ``m.W_E``); a bare name, a literal or
+    arithmetic such as ``n - 1`` is a mention of a quantity, not code to run.
+    """
+    body = CODE.sub("", body)
+    found = []
+    for m in INLINE.finditer(body):
+        code = m.group("code").strip()
+        try:
+            compile(code, "<inline>", "eval")
+        except SyntaxError:
+            continue
+        if re.search(r"[(@\[]|[A-Za-z_]\.[A-Za-z_]", code):
+            found.append(code)
+    return found
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,9 @@ def solutions(nb: dict, name: str) -> list[Solution]:
             before = [n for pos, n in marks if pos < m.start()]
             exercise = before[-1] if before else exercise
             code = "\n".join(c.group("code") for c in CODE.finditer(m.group("body")))
+            inline = inline_expressions(m.group("body"))
+            if inline:  # every inline expression of a solution runs in the lesson's state too
+                code += "\n" + "\n".join(f"_inline = ({c})" for c in inline) + "\n"
             if code.strip():
                 if exercise is None:
                     raise ValueError(f"{name}: a solution with code comes before any exercise")
@@ -165,9 +189,12 @@ def test_solution_parser():
          "</summary>\nNo code here.\n</details>\n\n**Exercise 3.** More."},
         {"cell_type": "markdown", "source": "<details><summary>Solution</summary>\n\n"
          "````python\ny = 2\n````\n</details>"},
+        {"cell_type": "markdown", "source": "**Exercise 4.** Compute. <details><summary>Solution"
+         "</summary>\nTake `a @ b.T`, then `max(c)`; the name `W_E` is only a mention.\n</details>"},
     ]}
     assert solutions(nb, "x.ipynb") == [
-        Solution("x.ipynb", 1, "x = 1\n\nprint(x)\n"), Solution("x.ipynb", 3, "y = 2\n")
+        Solution("x.ipynb", 1, "x = 1\n\nprint(x)\n"), Solution("x.ipynb", 3, "y = 2\n"),
+        Solution("x.ipynb", 4, "\n_inline = (a @ b.T)\n_inline = (max(c))\n"),
     ]
 
 
