@@ -220,3 +220,88 @@ def test_every_mention_of_the_source_article_cites_it():
             if "article this book grew from" in flat(para) and "lmi_qk_ov_circuits" not in para:
                 missing.append(f"{p.name}: {flat(para)[:80]}")
     assert not missing, "mentions of the source article without a citation:\n" + "\n".join(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Introduction: the roadmap follows _toc.yml (issue 22)
+# ---------------------------------------------------------------------------------------------
+
+REFERENCE_PARTS = {"Reference", "Teaching"}  # named in the intro's text, not in its numbered roadmap
+
+
+def toc_chapters() -> list[tuple[str, str]]:
+    """``(part caption, file)`` for every chapter of _toc.yml, in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    return [(part["caption"], ch["file"]) for part in toc["parts"] for ch in part["chapters"]]
+
+
+def roadmap() -> list[str]:
+    """The page each numbered item of the intro's roadmap links first, as a path from the root."""
+    items = re.findall(r"^\d+\. \{doc\}`([^`]+)`", page("intro"), re.MULTILINE)
+    return [str((BOOK / target).resolve().relative_to(ROOT)) for target in items]
+
+
+def test_the_roadmap_lists_every_page_of_the_toc_in_its_order():
+    expected = [f for caption, f in toc_chapters() if caption not in REFERENCE_PARTS]
+    assert roadmap() == expected, (
+        "book/intro.md's numbered roadmap must list the chapters and lessons of _toc.yml in order "
+        f"(missing: {sorted(set(expected) - set(roadmap()))}, "
+        f"not in the toc: {sorted(set(roadmap()) - set(expected))})")
+
+
+def test_the_intro_names_the_reference_pages():
+    intro = page("intro")
+    for caption, f in toc_chapters():
+        if caption in REFERENCE_PARTS:
+            assert f"{{doc}}`{Path(f).name}`" in intro, f"intro.md does not link {f}"
+
+
+def test_no_chapter_calls_itself_the_last_or_leaves_composition_for_later():
+    assert "this last chapter" not in flat(page("why_it_matters"))
+    assert "leaves for later" not in flat(page("side_by_side"))
+    assert "{doc}`composition`" in page("side_by_side")
+
+
+# ---------------------------------------------------------------------------------------------
+# Copying score and composition baseline (issue 22, wrong items 1 and 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_copying_score_of_one_does_not_mean_every_token_raises_its_own_logit():
+    import nbformat
+    import numpy as np
+
+    from toymodel import circuits
+
+    m = np.array([[-1.0, 3.0], [-3.0, 5.0]])  # the chapter's counterexample
+    np.testing.assert_allclose(np.linalg.eigvals(m), [2, 2], atol=1e-6)
+    eye = np.eye(2)
+    assert circuits.copying_score(eye, eye, eye, m) == pytest.approx(1.0)  # W_E W_V W_O W_U = m
+    assert m[0, 0] < 0  # attending to token 1 lowers token 1's logit
+    assert r"\begin{pmatrix} -1 & 3 \\ -3 & 5 \end{pmatrix}" in page("ov_circuit")
+    wrong = "attending to a token raises that token's own logit"
+    lesson = nbformat.read(ROOT / "notebooks" / "03_at_scale.ipynb", as_version=4)
+    text = flat(" ".join(c.source for c in lesson.cells if c.cell_type == "markdown"))
+    assert wrong not in text and "positive real axis" in text
+    assert wrong not in flat(circuits.copying_score.__doc__)
+    alts = " ".join(str(c.metadata.get("mystnb", {})) for c in lesson.cells)
+    assert "raises it" not in alts
+
+
+def test_the_composition_baseline_depends_on_the_rank():
+    import math
+
+    from toymodel.composition import composition_baseline
+
+    d = 32
+    rank1 = composition_baseline(d, 1, n_samples=2000)
+    full = composition_baseline(d, d, n_samples=200)
+    for kind in "qkv":  # at rank 1 the mean |cos| of two random directions, ~ sqrt(2/(pi d))
+        assert rank1[kind] == pytest.approx(math.sqrt(2 / (math.pi * d)), abs=0.015)
+        assert full[kind] == pytest.approx(1 / math.sqrt(d), abs=0.005)
+        assert rank1[kind] < full[kind] - 0.02
+    text = flat(page("composition"))
+    assert "whatever the rank" not in text.replace("squared* score is $1/d_\\text{model}$ whatever the rank", "")
+    assert "as the rank grows" in text
