@@ -305,3 +305,51 @@ def test_the_composition_baseline_depends_on_the_rank():
     text = flat(page("composition"))
     assert "whatever the rank" not in text.replace("squared* score is $1/d_\\text{model}$ whatever the rank", "")
     assert "as the rank grows" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Loose statements made precise (issue 22)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_layernorm_margin_says_the_sum_is_exact_only_before_the_block():
+    text = flat(page("residual_stream"))
+    assert "pre-LN" in text and "post-LN" in text
+
+
+def test_induction_needs_a_previous_token_head_only_in_the_common_mechanism():
+    entry = glossary_entry("induction head")
+    assert "It needs the help of" not in entry
+    assert "not the only possible one" in entry
+
+
+def test_the_query_and_key_sides_read_their_own_subspaces():
+    text = flat(page("two_jobs"))
+    assert "attend on the basis of a 64-dimensional slice" not in text
+    assert "up to 128 together" in text
+
+
+def test_the_left_eigenvector_reading_is_called_a_heuristic_and_explained_by_the_trace():
+    text = flat(page("ov_circuit"))
+    assert "heuristic" in text and r"\sum_k \lambda_k = \sum_s M_{ss}" in text
+
+
+def test_lesson_02_says_negation_needs_the_self_block_to_find_the_minimum():
+    import nbformat
+
+    lesson = nbformat.read(ROOT / "notebooks" / "02_one_layer_model.ipynb", as_version=4)
+    goals = flat(lesson.cells[0].source)
+    assert "turns a max-finder into a min-finder." not in goals
+    assert "blocks the query's attention to itself" in goals
+
+
+def test_no_retraining_claim_of_bit_identity_beyond_one_cpu_type():
+    import nbformat
+
+    texts = [flat(p.read_text(encoding="utf-8")) for p in PAGES]
+    texts.append(flat((ROOT / "README.md").read_text(encoding="utf-8")))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        texts.append(flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown")))
+    for text in texts:
+        assert "bit for bit" not in text and "bit-for-bit" not in text

@@ -145,7 +145,7 @@ def test_lesson_retrain_cell_reproduces_the_shipped_model():
     assert "RETRAIN = True" in setup
     namespace = {"toymodel": toymodel}
     exec(setup, namespace)  # noqa: S102 - the lesson's own cells
-    exec(source["3e3825ef"], namespace)  # noqa: S102 - asserts the weights equal the shipped ones
+    exec(source["3e3825ef"], namespace)  # noqa: S102 - the lesson's retrain cell
     shipped = toymodel.load_pretrained("max")
     for name in PARAM_NAMES:
         assert torch.equal(getattr(namespace["model"], name), getattr(shipped, name)), name
