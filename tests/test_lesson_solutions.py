@@ -133,6 +133,18 @@ with torch.no_grad():
     _, _p = scaled.run_with_pattern(tokens[:100])  # scaled holds c = 0 after the loop
 torch.testing.assert_close(_p[:, 0, -1], torch.full_like(_p[:, 0, -1], 1 / task.n_ctx))
 """,
+    ("03_at_scale.ipynb", 1): """
+assert abs(diagonal_sum - eigenvalue_sum.real.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
+assert abs(eigenvalue_sum.imag.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
+""",
+    ("03_at_scale.ipynb", 2): """
+assert 0 <= below <= 1 and len(sample) >= 100
+assert f"{below:.0%}" in _out
+""",
+    ("03_at_scale.ipynb", 3): """
+assert float(moved[ml, mh]) == float(moved.max())
+assert abs(rho) <= 1
+""",
     ("02_one_layer_model.ipynb", 4): """
 assert float(_out.strip()) == accuracy  # by construction: every answer moved
 _lst = torch.tensor([[n - 1, 3, 5, 0, 7, 2, task.query_token]])
