@@ -353,3 +353,35 @@ def test_no_retraining_claim_of_bit_identity_beyond_one_cpu_type():
         texts.append(flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown")))
     for text in texts:
         assert "bit for bit" not in text and "bit-for-bit" not in text
+
+
+def test_lessons_name_what_they_build_on_instead_of_the_previous_lesson():
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        text = flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+        assert "the previous lesson" not in text, path.name  # its neighbour in _toc.yml may change
+    lesson = nbformat.read(ROOT / "notebooks" / "03_at_scale.ipynb", as_version=4)
+    assert "notebooks/02_one_layer_model.html" in lesson.cells[0].source
+
+
+def test_the_at_scale_lesson_says_raw_w_u_is_tied_and_folded_w_u_is_not():
+    import nbformat
+
+    lesson = nbformat.read(ROOT / "notebooks" / "03_at_scale.ipynb", as_version=4)
+    cells = {c.id: c.source for c in lesson.cells}
+    assert "the raw $W_U$ equals $W_E^\\top$" in flat(cells["g3-model-md"])
+    assert "diag(g_f) W_E^T" in cells["g3-load"] and "assert torch.allclose" in cells["g3-load"]
+
+
+def test_assignment_3_counts_the_position_token_term_in_a_keys_score():
+    import numpy as np
+
+    from toymodel import grading
+
+    m = grading.random_model(seed=22, d_vocab=9)
+    w = grading.head_weights(m)
+    pos_tok = w["W_pos"][-1] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
+    np.testing.assert_allclose(grading.key_token_score(m, 8, 8),
+                               grading.query_row(m, 8, 8) + pos_tok[:8])
