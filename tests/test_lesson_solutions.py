@@ -106,6 +106,12 @@ np.testing.assert_allclose(np.diag(_p), 1 / (1 + np.exp(-5 / 2)), rtol=1e-12)
 np.testing.assert_allclose(_p[0, 0], ex.weight("A", "B"), rtol=1e-12)  # what A used to give B
 assert (np.diag(_p) > 0.5).all()  # each token looks mostly at itself
 """,
+    ("01_worked_example.ipynb", 4): """
+np.testing.assert_allclose(scores3[:2, :2], ex.scores)  # A and B score as before
+np.testing.assert_allclose(scores3, x3 @ ex.W_QK @ x3.T)
+assert int(np.argmax(pattern3[2])) == 2  # D looks at itself most: the hypothesis is refuted
+assert int(np.argmax(pattern3[0])) == 1 and int(np.argmax(pattern3[1])) == 0  # A, B: each other
+""",
     ("02_one_layer_model.ipynb", 1): """
 _stats = experiments.circuit_stats(first, first_task)
 _value_spread = float(value_part.max() - value_part.min())
