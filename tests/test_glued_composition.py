@@ -94,6 +94,14 @@ def test_detectors(tl, model, detect):
     L = TASK.max_len
     assert tl["tl_prev_first_copy"] == pytest.approx(row[:L].mean().item(), abs=1e-6)
     assert tl["tl_prev_second_copy"] == pytest.approx(row[L:].mean().item(), abs=1e-6)
+    # the cut-off is a position inside the second copy, not the boundary between the copies
+    cut = 1 + int((row < 0.5).nonzero()[0])
+    assert tl["tl_prev_cut"] == cut and L < cut <= 2 * L
+    assert tl["tl_prev_early_min"] == pytest.approx(row[:cut - 1].min().item(), abs=1e-6)
+    assert tl["tl_prev_late_max"] == pytest.approx(row[cut - 1:].max().item(), abs=1e-6)
+    assert tl["tl_prev_early_min"] > 0.5 > tl["tl_prev_late_max"]
+    assert 0 < tl["tl_n_late_keys"] < 0.1 * tl["tl_n_keys"]  # keys that late: rare, not absent
+    assert tl["tl_n_key_seqs"] > 0
     w = weight_detectors(model)
     assert tl["tl_w_prev"] == pytest.approx(w["previous_token"][0, prev].item(), abs=1e-12)
     assert tl["tl_copying_min"] == pytest.approx(w["copying"][1].min().item(), abs=1e-6)
@@ -108,6 +116,10 @@ def test_composition(tl, model):
     base = composition.composition_baseline(model.cfg.d_model, model.cfg.d_head)
     assert tl["tl_baseline"] == pytest.approx(base["k"], abs=1e-12)
     assert tl["tl_baseline"] == pytest.approx(1 / math.sqrt(model.cfg.d_model), abs=0.01)
+    rank1 = composition.composition_baseline(model.cfg.d_model, 1)
+    assert tl["tl_baseline_rank1"] == pytest.approx(rank1["k"], abs=1e-12)
+    assert tl["tl_inv_sqrt_d"] == pytest.approx(1 / math.sqrt(model.cfg.d_model), abs=1e-12)
+    assert tl["tl_baseline_rank1"] < tl["tl_baseline"] < tl["tl_inv_sqrt_d"] + 0.01
     assert tl["tl_k_comp_min"] == pytest.approx(scores["k"][prev].min().item(), abs=1e-12)
     assert tl["tl_k_comp_other_max"] == pytest.approx(scores["k"][other].max().item(), abs=1e-12)
     assert tl["tl_q_comp_max"] == pytest.approx(scores["q"].max().item(), abs=1e-12)

@@ -220,3 +220,168 @@ def test_every_mention_of_the_source_article_cites_it():
             if "article this book grew from" in flat(para) and "lmi_qk_ov_circuits" not in para:
                 missing.append(f"{p.name}: {flat(para)[:80]}")
     assert not missing, "mentions of the source article without a citation:\n" + "\n".join(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Introduction: the roadmap follows _toc.yml (issue 22)
+# ---------------------------------------------------------------------------------------------
+
+REFERENCE_PARTS = {"Reference", "Teaching"}  # named in the intro's text, not in its numbered roadmap
+
+
+def toc_chapters() -> list[tuple[str, str]]:
+    """``(part caption, file)`` for every chapter of _toc.yml, in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    return [(part["caption"], ch["file"]) for part in toc["parts"] for ch in part["chapters"]]
+
+
+def roadmap() -> list[str]:
+    """The page each numbered item of the intro's roadmap links first, as a path from the root."""
+    items = re.findall(r"^\d+\. \{doc\}`([^`]+)`", page("intro"), re.MULTILINE)
+    return [str((BOOK / target).resolve().relative_to(ROOT)) for target in items]
+
+
+def test_the_roadmap_lists_every_page_of_the_toc_in_its_order():
+    expected = [f for caption, f in toc_chapters() if caption not in REFERENCE_PARTS]
+    assert roadmap() == expected, (
+        "book/intro.md's numbered roadmap must list the chapters and lessons of _toc.yml in order "
+        f"(missing: {sorted(set(expected) - set(roadmap()))}, "
+        f"not in the toc: {sorted(set(roadmap()) - set(expected))})")
+
+
+def test_the_intro_names_the_reference_pages():
+    intro = page("intro")
+    for caption, f in toc_chapters():
+        if caption in REFERENCE_PARTS:
+            assert f"{{doc}}`{Path(f).name}`" in intro, f"intro.md does not link {f}"
+
+
+def test_no_chapter_calls_itself_the_last_or_leaves_composition_for_later():
+    assert "this last chapter" not in flat(page("why_it_matters"))
+    assert "leaves for later" not in flat(page("side_by_side"))
+    assert "{doc}`composition`" in page("side_by_side")
+
+
+# ---------------------------------------------------------------------------------------------
+# Copying score and composition baseline (issue 22, wrong items 1 and 2)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_copying_score_of_one_does_not_mean_every_token_raises_its_own_logit():
+    import nbformat
+    import numpy as np
+
+    from toymodel import circuits
+
+    m = np.array([[-1.0, 3.0], [-3.0, 5.0]])  # the chapter's counterexample
+    np.testing.assert_allclose(np.linalg.eigvals(m), [2, 2], atol=1e-6)
+    eye = np.eye(2)
+    assert circuits.copying_score(eye, eye, eye, m) == pytest.approx(1.0)  # W_E W_V W_O W_U = m
+    assert m[0, 0] < 0  # attending to token 1 lowers token 1's logit
+    assert r"\begin{pmatrix} -1 & 3 \\ -3 & 5 \end{pmatrix}" in page("ov_circuit")
+    wrong = "attending to a token raises that token's own logit"
+    lesson = nbformat.read(ROOT / "notebooks" / "05_at_scale.ipynb", as_version=4)
+    text = flat(" ".join(c.source for c in lesson.cells if c.cell_type == "markdown"))
+    assert wrong not in text and "positive real axis" in text
+    assert wrong not in flat(circuits.copying_score.__doc__)
+    alts = " ".join(str(c.metadata.get("mystnb", {})) for c in lesson.cells)
+    assert "raises it" not in alts
+
+
+def test_the_composition_baseline_depends_on_the_rank():
+    import math
+
+    from toymodel.composition import composition_baseline
+
+    d = 32
+    rank1 = composition_baseline(d, 1, n_samples=2000)
+    full = composition_baseline(d, d, n_samples=200)
+    for kind in "qkv":  # at rank 1 the mean |cos| of two random directions, ~ sqrt(2/(pi d))
+        assert rank1[kind] == pytest.approx(math.sqrt(2 / (math.pi * d)), abs=0.015)
+        assert full[kind] == pytest.approx(1 / math.sqrt(d), abs=0.005)
+        assert rank1[kind] < full[kind] - 0.02
+    text = flat(page("composition"))
+    assert "whatever the rank" not in text.replace("squared* score is $1/d_\\text{model}$ whatever the rank", "")
+    assert "as the rank grows" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Loose statements made precise (issue 22)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_layernorm_margin_says_the_sum_is_exact_only_before_the_block():
+    text = flat(page("residual_stream"))
+    assert "pre-LN" in text and "post-LN" in text
+
+
+def test_induction_needs_a_previous_token_head_only_in_the_common_mechanism():
+    entry = glossary_entry("induction head")
+    assert "It needs the help of" not in entry
+    assert "not the only possible one" in entry
+
+
+def test_the_query_and_key_sides_read_their_own_subspaces():
+    text = flat(page("two_jobs"))
+    assert "attend on the basis of a 64-dimensional slice" not in text
+    assert "up to 128 together" in text
+
+
+def test_the_left_eigenvector_reading_is_called_a_heuristic_and_explained_by_the_trace():
+    text = flat(page("ov_circuit"))
+    assert "heuristic" in text and r"\sum_k \lambda_k = \sum_s M_{ss}" in text
+
+
+def test_lesson_02_says_negation_needs_the_self_block_to_find_the_minimum():
+    import nbformat
+
+    lesson = nbformat.read(ROOT / "notebooks" / "02_one_layer_model.ipynb", as_version=4)
+    goals = flat(lesson.cells[0].source)
+    assert "turns a max-finder into a min-finder." not in goals
+    assert "blocks the query's attention to itself" in goals
+
+
+def test_no_retraining_claim_of_bit_identity_beyond_one_cpu_type():
+    import nbformat
+
+    texts = [flat(p.read_text(encoding="utf-8")) for p in PAGES]
+    texts.append(flat((ROOT / "README.md").read_text(encoding="utf-8")))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        texts.append(flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown")))
+    for text in texts:
+        assert "bit for bit" not in text and "bit-for-bit" not in text
+
+
+def test_lessons_name_what_they_build_on_instead_of_the_previous_lesson():
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        text = flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+        assert "the previous lesson" not in text, path.name  # its neighbour in _toc.yml may change
+    lesson = nbformat.read(ROOT / "notebooks" / "05_at_scale.ipynb", as_version=4)
+    assert "notebooks/02_one_layer_model.html" in lesson.cells[0].source
+
+
+def test_the_at_scale_lesson_says_raw_w_u_is_tied_and_folded_w_u_is_not():
+    import nbformat
+
+    lesson = nbformat.read(ROOT / "notebooks" / "05_at_scale.ipynb", as_version=4)
+    cells = {c.id: c.source for c in lesson.cells}
+    assert "the raw $W_U$ equals $W_E^\\top$" in flat(cells["g3-model-md"])
+    assert "diag(g_f) W_E^T" in cells["g3-load"] and "assert torch.allclose" in cells["g3-load"]
+
+
+def test_assignment_3_counts_the_position_token_term_in_a_keys_score():
+    import numpy as np
+
+    from toymodel import grading
+
+    m = grading.random_model(seed=22, d_vocab=9)
+    w = grading.head_weights(m)
+    pos_tok = w["W_pos"][-1] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
+    np.testing.assert_allclose(grading.key_token_score(m, 8, 8),
+                               grading.query_row(m, 8, 8) + pos_tok[:8])

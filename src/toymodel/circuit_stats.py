@@ -99,9 +99,12 @@ def ov_eigenvalues(W_E, W_V, W_O, W_U, combine_heads: bool = False):
 def copying_score(W_E, W_V, W_O, W_U, combine_heads: bool = False):
     """``sum(eigenvalues) / sum(|eigenvalues|)`` of the full OV circuit (Elhage et al. 2021).
 
-    Near 1: attending to a token raises that token's own logit (a copying head). Near -1: it
-    suppresses it. Computed from the ``[d_head, d_head]`` product, never the vocabulary matrix;
-    for many heads the ``[d_model, d_model]`` product ``W_U W_E`` is shared.
+    1 when every non-zero eigenvalue is a positive real number, -1 when every one is a negative
+    real number; a copying head scores near 1. The score does not say that each token raises its
+    own logit: ``[[-1, 3], [-3, 5]]`` scores 1 (both eigenvalues 2) while attending to token 0
+    lowers token 0's logit; the OV top-1 accuracy asks that. Computed from the ``[d_head, d_head]``
+    product, never the vocabulary matrix; for many heads the ``[d_model, d_model]`` product
+    ``W_U W_E`` is shared.
 
     Args: as :func:`ov_eigenvalues`; ``W_V [n_layers, n_heads, d_model, d_head]`` and
         ``W_O [n_layers, n_heads, d_head, d_model]`` give every head of every layer.

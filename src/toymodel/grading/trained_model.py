@@ -21,6 +21,7 @@ __all__ = [
     "query_row",
     "check_query_row",
     "check_winning_key",
+    "key_token_score",
     "copying_score_of",
     "check_copying_score",
     "top1_of",
@@ -47,9 +48,20 @@ def check_query_row(row, model, query: int, n_numbers: int, name: str = "row"):
     ])
 
 
+def key_token_score(model, query: int, n_numbers: int) -> np.ndarray:
+    """The part of the query's score for a key that depends on the key's token ``[n_numbers]``.
+
+    The query sits at the last position, so it is ``tok_tok[query, t] + pos_tok[last, t]``: the
+    row of the full QK circuit plus ``W_pos[-1] W_Q W_K^T W_E^T`` (as in lesson 02).
+    """
+    w = head_weights(model)
+    pos_tok = w["W_pos"][-1] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
+    return query_row(model, query, n_numbers) + pos_tok[:n_numbers]
+
+
 def check_winning_key(key, model, keys, query: int, name: str = "winner"):
-    """The key token (among ``keys``) with the highest token-only score for ``query``."""
-    row = query_row(model, query, max(keys) + 1)
+    """The key token (among ``keys``) with the highest token-dependent score for ``query``."""
+    row = key_token_score(model, query, max(keys) + 1)
     right = int(keys[int(np.argmax(row[list(keys)]))])
     wrong = {}
     lowest = int(keys[int(np.argmin(row[list(keys)]))])
