@@ -21,7 +21,7 @@ import torch
 from ..circuits import copying_score, ov_eigenvalues
 
 __all__ = ["copying_scores", "full_ov", "full_qk", "ov_promotions", "bigram_counts", "bigram_check",
-           "SkipTrigram", "cooccurrence", "skip_trigrams", "held_out_lift", "held_out_logprobs"]
+           "SkipTrigram", "cooccurrence", "skip_trigrams", "lifts", "confirmed", "held_out_lift", "held_out_logprobs"]
 
 
 def _one_layer(model):
@@ -217,3 +217,28 @@ def held_out_lift(windows: np.ndarray, logprobs: dict, tri: SkipTrigram) -> dict
         res[f"model_p_{name}"] = float(p[mask].mean()) if k else float("nan")
         res[f"data_p_{name}"] = float((nxt[mask] == tri.c).mean()) if k else float("nan")
     return res
+
+
+def lifts(model, train_ids, held_ids, exclude=(), n_frequent: int = 250, support_tokens: int = 300_000,
+          held_tokens: int = 200_000, per_head: int = 3) -> list[tuple[SkipTrigram, dict]]:
+    """Skip-trigrams read off the weights and their held-out measurement, as the lesson shows them.
+
+    The ``n_frequent`` most frequent tokens of ``train_ids`` are the candidates; the support that a
+    triple needs is counted in the first ``support_tokens`` training tokens; the lift is measured
+    on the first ``held_tokens`` held-out tokens. Returns ``[(triple, held_out_lift dict)]``.
+    """
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=model.cfg.d_vocab)
+    frequent = np.argsort(-counts, kind="stable")[:n_frequent]
+    tris = skip_trigrams(model, frequent, np.asarray(train_ids)[:support_tokens], per_head=per_head,
+                         exclude=exclude)
+    windows, lp = held_out_logprobs(model, np.asarray(held_ids)[:held_tokens], [t.c for t in tris])
+    return [(t, held_out_lift(windows, lp, t)) for t in tris]
+
+
+def confirmed(result: dict, min_n: int = 30, factor: float = 2.0) -> bool:
+    """A triple is confirmed in held-out text when A occurs at least ``min_n`` times with B earlier
+    and without it, the model gives C at least ``factor`` times the probability with B than without,
+    and C also follows A more often in the data with B than without."""
+    return (result["n_with"] >= min_n and result["n_without"] >= min_n
+            and result["model_p_with"] >= factor * result["model_p_without"]
+            and result["data_p_with"] > result["data_p_without"])
