@@ -54,8 +54,16 @@ def test_corpus_split_is_by_document_and_disjoint(ids):
 
 
 def _tiny_cfg(steps=4):
-    return lm.LMConfig("tiny", ModelConfig(d_vocab=50, d_model=16, d_head=4, n_heads=2, n_ctx=16, seed=3),
-                       steps=steps, batch=4, lr=1e-2, warmup=2, eval_every=2, save_every=2)
+    return lm.LMConfig(
+        "tiny",
+        ModelConfig(d_vocab=50, d_model=16, d_head=4, n_heads=2, n_ctx=16, seed=3),
+        steps=steps,
+        batch=4,
+        lr=1e-2,
+        warmup=2,
+        eval_every=2,
+        save_every=2,
+    )
 
 
 def test_training_is_deterministic_and_resumable(tmp_path):
@@ -64,6 +72,7 @@ def test_training_is_deterministic_and_resumable(tmp_path):
     b, _ = lm.train_lm(_tiny_cfg(), data, data, progress=False, threads=1)
     for name in ("W_E", "W_Q", "W_U"):
         assert torch.equal(getattr(a, name), getattr(b, name))
+
     # a run killed after its checkpoint at step 2 resumes to the same weights as one run of 4 steps
     def die(model, step):
         if step == 4:
@@ -81,8 +90,10 @@ def test_a_few_steps_on_a_tiny_slice_of_real_text(ids):
     docs = corpus.documents(limit=20)
     tok = T.train_tokenizer([d.text for d in docs], vocab_size=300)
     data = np.asarray(T.encode(tok, [d.text for d in docs]))
-    cfg = dataclasses.replace(_tiny_cfg(steps=5), model=ModelConfig(d_vocab=300, d_model=16, d_head=4,
-                                                                    n_heads=2, n_ctx=32))
+    cfg = dataclasses.replace(
+        _tiny_cfg(steps=5),
+        model=ModelConfig(d_vocab=300, d_model=16, d_head=4, n_heads=2, n_ctx=32),
+    )
     _, log = lm.train_lm(cfg, data, data, progress=False, threads=1)
     assert np.isfinite(log[-1]["train_loss"]) and np.isfinite(log[-1]["held_out_loss"])
 

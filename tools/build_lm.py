@@ -36,13 +36,19 @@ def main(argv=None):
     data = ROOT / "src" / "toymodel" / "data"
     t0 = time.perf_counter()
     train_docs, held_docs = corpus.split(corpus.documents())
-    print(f"corpus: {len(train_docs)} training and {len(held_docs)} held-out documents "
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        f"corpus: {len(train_docs)} training and {len(held_docs)} held-out documents "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
     if not args.no_tokenizer:
         t = time.perf_counter()
         tok = tokenizer.train_tokenizer(d.text for d in train_docs)
         tok.save(str(data / tokenizer.FILE))
-        print(f"tokenizer: {tok.get_vocab_size()} tokens ({time.perf_counter() - t:.0f} s)", flush=True)
+        print(
+            f"tokenizer: {tok.get_vocab_size()} tokens ({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
     tok = tokenizer.load_tokenizer(data / tokenizer.FILE)
     train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
     print(f"tokens: {len(train_ids):,} training, {len(held_ids):,} held out", flush=True)
@@ -51,12 +57,20 @@ def main(argv=None):
         if args.steps is not None:
             cfg = dataclasses.replace(cfg, steps=args.steps)
         t = time.perf_counter()
-        model, log = lm.train_lm(cfg, train_ids, held_ids, run_dir=corpus.cache_dir() / "runs",
-                                 resume=not args.fresh, threads=args.threads)
+        model, log = lm.train_lm(
+            cfg,
+            train_ids,
+            held_ids,
+            run_dir=corpus.cache_dir() / "runs",
+            resume=not args.fresh,
+            threads=args.threads,
+        )
         lm.save_lm(model, cfg, data / f"lm_{name}.safetensors", log=log)
-        print(f"{name}: held-out loss {log[-1].get('held_out_loss')} after {cfg.steps} steps "
-              f"({time.perf_counter() - t:.0f} s this run, {log[-1]['seconds']:.0f} s of training)",
-              flush=True)
+        print(
+            f"{name}: held-out loss {log[-1].get('held_out_loss')} after {cfg.steps} steps "
+            f"({time.perf_counter() - t:.0f} s this run, {log[-1]['seconds']:.0f} s of training)",
+            flush=True,
+        )
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

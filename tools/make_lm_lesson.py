@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the lesson's cell sources are kept as they read in the notebook)
 """Write notebooks/05_language_one_layer.ipynb (cells without outputs; run docs-dev/execute.py after)."""
 
 import sys
@@ -41,7 +42,8 @@ and then catch them at work in text the model never saw?
   held-out text against a baseline.
 """)
 code(install_cell())
-code("""
+code(
+    """
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
@@ -59,7 +61,9 @@ strings = T.token_strings(tok)
 cfg = model.cfg
 print(f"{cfg.n_layers} layer, {cfg.n_heads} heads, d_model {cfg.d_model}, d_head {cfg.d_head}, "
       f"context {cfg.n_ctx}, vocabulary {cfg.d_vocab}")
-""", CHECK)
+""",
+    CHECK,
+)
 md("""
 ## The text and its tokens
 
@@ -67,20 +71,24 @@ The corpus is downloaded once with `pip download` (the pinned sdist, checked by 
 cached outside the repository. Documents are deduplicated across files and split by document: the
 held-out part was never seen in training. A token is shown with `·` for a space and `⏎` for a newline.
 """)
-code("""
+code(
+    """
 train_docs, held_docs = corpus.split(corpus.documents())
 train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
 print(f"{len(train_docs)} training documents, {len(held_docs)} held-out documents")
 example = "    def get(self, request):\\n        return None\\n"
 print(" | ".join(strings[i] for i in tok.encode(example).ids))
-""", CHECK)
+""",
+    CHECK,
+)
 md("""
 ## Do the heads copy?
 
 The copying score of a head is the sum of the eigenvalues of its full OV circuit divided by the sum
 of their absolute values: near 1 when attending to a token raises that same token's logit.
 """)
-code("""
+code(
+    """
 scores, eig = findings.copying_scores(model)
 scores, eig = scores[0], eig[0]
 n_copy = int((scores > 0).sum())
@@ -90,8 +98,11 @@ glue("lm1_best_copy", round(float(scores.max()), 2))
 for h, s in enumerate(scores):
     print(f"head {h}: copying score {s:+.2f}")
 print(f"{n_copy} of {cfg.n_heads} heads have a positive copying score")
-""", CHECK)
-code("""
+""",
+    CHECK,
+)
+code(
+    """
 fig, axes = plt.subplots(1, cfg.n_heads, figsize=(14, 2.2), sharex=True, sharey=True)
 for h, ax in enumerate(axes):
     ax.axhline(0, color="0.8", lw=0.5)
@@ -102,9 +113,17 @@ axes[0].set_ylabel("imaginary part")
 fig.supxlabel("real part", fontsize=9)
 plt.tight_layout()
 plt.show()
-""", {"mystnb": {"image": {"alt": "Eight small scatter plots, one per head, of the eigenvalues of the "
-                                  "head's OV circuit in the complex plane; for the copying heads most "
-                                  "points lie to the right of the vertical axis."}}})
+""",
+    {
+        "mystnb": {
+            "image": {
+                "alt": "Eight small scatter plots, one per head, of the eigenvalues of the "
+                "head's OV circuit in the complex plane; for the copying heads most "
+                "points lie to the right of the vertical axis."
+            }
+        }
+    },
+)
 md("""
 ## What does a head's OV circuit promote?
 
@@ -126,7 +145,8 @@ Without attention, the model's guess for the next token is the row of `W_E @ W_U
 token. We compare its top guess with the corpus' counts of what really follows, for the most
 frequent current tokens.
 """)
-code("""
+code(
+    """
 counts = findings.bigram_counts(train_ids, cfg.d_vocab)
 check = findings.bigram_check(model, counts, n_tokens=200, top=5)
 glue("lm1_bigram_hit", round(100 * check["in_corpus_top"]))
@@ -136,7 +156,9 @@ print(f"direct-path top guess among the corpus' 5 most frequent next tokens: "
       f"(guessing by overall frequency: {100 * check['chance']:.0f} %)")
 for a, b in list(zip(check["tokens"], check["direct_top1"]))[:8]:
     print(f"   {strings[a]:>8} -> {strings[b]}")
-""", CHECK)
+""",
+    CHECK,
+)
 md("""
 ## Skip-trigrams, read off the weights and tested on held-out text
 
@@ -146,14 +168,17 @@ training text, and then go to the held-out text: at every position whose token i
 probability of C next when B occurs earlier in the context with the same A without B. The model's
 probability is one measurement; how often C really follows is the other.
 """)
-code("""
+code(
+    """
 eos = tok.token_to_id(T.EOS)
 results = findings.lifts(model, train_ids, held_ids, exclude=[eos])
 good = [(t, r) for t, r in results if findings.confirmed(r)]
 glue("lm1_n_trigrams", len(results))
 glue("lm1_n_confirmed", len(good))
 print(f"{len(good)} of {len(results)} skip-trigrams read off the weights hold in held-out text")
-""", CHECK)
+""",
+    CHECK,
+)
 code("""
 print("head  A ... B -> C                   model p(C): with B / without   data: with B / without")
 for t, r in good:

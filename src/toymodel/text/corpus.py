@@ -1,18 +1,26 @@
 """The real-text corpus: the documentation and source of a pinned Django release.
 
-Source: the sdist ``Django==5.1.4`` from PyPI, fetched with ``pip download --no-deps --no-binary :all:``
-and checked against :data:`SHA256`. Licence: BSD 3-Clause (``LICENSE`` in the sdist; a few files derived
-from CPython are under the PSF licence, ``LICENSE.python``). Both allow training on the text and shipping
-weights derived from it, with the copyright notice kept (see ``toymodel/data/LM_DATA.md``). Nobody on
+Source: the sdist ``Django==5.1.4`` from PyPI, fetched with ``pip download --no-deps --no-binary
+:all:``
+and checked against :data:`SHA256`. Licence: BSD 3-Clause (``LICENSE`` in the sdist; a few files
+derived
+from CPython are under the PSF licence, ``LICENSE.python``). Both allow training on the text and
+shipping
+weights derived from it, with the copyright notice kept (see ``toymodel/data/LM_DATA.md``). Nobody
+on
 this project wrote the text. No corpus text is committed to the repository: the archive, the cleaned
 documents and the token ids live in a cache directory, ``$TOYMODEL_TEXT_CACHE`` or
 ``~/.cache/toymodel-text``.
 
-Documents: every ``docs/**/*.txt`` file (English prose in reStructuredText) and every ``django/**/*.py``
-file outside locale folders and migrations. Cleaning: decode UTF-8, normalise line endings, strip trailing
+Documents: every ``docs/**/*.txt`` file (English prose in reStructuredText) and every
+``django/**/*.py``
+file outside locale folders and migrations. Cleaning: decode UTF-8, normalise line endings, strip
+trailing
 spaces, drop documents under :data:`MIN_CHARS`. Duplicates: exact duplicates (after whitespace
-normalisation) and near-duplicates (same bottom-k sketch of their set of lines) are dropped, keeping the
-first in path order, so text repeats inside a document but rarely across documents. Split: a document
+normalisation) and near-duplicates (same bottom-k sketch of their set of lines) are dropped,
+keeping the
+first in path order, so text repeats inside a document but rarely across documents. Split: a
+document
 is held out when the sha256 of its path falls in the last :data:`HELD_OUT_PERCENT` percent.
 """
 
@@ -26,8 +34,17 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PACKAGE", "VERSION", "SHA256", "Document", "cache_dir", "fetch_archive", "documents",
-           "split", "LICENCE"]
+__all__ = [
+    "PACKAGE",
+    "VERSION",
+    "SHA256",
+    "Document",
+    "cache_dir",
+    "fetch_archive",
+    "documents",
+    "split",
+    "LICENCE",
+]
 
 PACKAGE = "Django"
 VERSION = "5.1.4"
@@ -52,7 +69,8 @@ class Document:
 
 
 def cache_dir() -> Path:
-    """Where downloads and token ids are cached (``$TOYMODEL_TEXT_CACHE`` or ``~/.cache/toymodel-text``)."""
+    """Where downloads and token ids are cached (``$TOYMODEL_TEXT_CACHE`` or
+    ``~/.cache/toymodel-text``)."""
     root = os.environ.get("TOYMODEL_TEXT_CACHE") or Path.home() / ".cache" / "toymodel-text"
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
@@ -77,15 +95,31 @@ def fetch_archive(dest: Path | None = None) -> Path:
     dest = Path(dest) if dest is not None else cache_dir()
     path = dest / ARCHIVE
     if not path.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
-               "--no-binary", ":all:", "--no-build-isolation", "-d", str(dest), "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"{PACKAGE}=={VERSION}",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-build-isolation",
+            "-d",
+            str(dest),
+            "-q",
+        ]
         # pip prepares the metadata of an sdist; keep the download only.
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if not path.is_file():
-            raise RuntimeError(f"could not download {PACKAGE}=={VERSION} with pip:\n{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"could not download {PACKAGE}=={VERSION} with pip:\n{proc.stderr[-2000:]}"
+            )
     digest = _sha256(path)
     if digest != SHA256:
-        raise ValueError(f"{path} has sha256 {digest}, expected {SHA256}; delete it and fetch again")
+        raise ValueError(
+            f"{path} has sha256 {digest}, expected {SHA256}; delete it and fetch again"
+        )
     return path
 
 
@@ -95,8 +129,12 @@ def _wanted(name: str) -> bool:
         return False
     if parts[0] == "docs" and name.endswith(".txt"):
         return True
-    return (parts[0] == "django" and name.endswith(".py") and "locale" not in parts
-            and "migrations" not in parts)
+    return (
+        parts[0] == "django"
+        and name.endswith(".py")
+        and "locale" not in parts
+        and "migrations" not in parts
+    )
 
 
 def _clean(raw: bytes) -> str | None:
@@ -111,8 +149,9 @@ def _clean(raw: bytes) -> str | None:
 
 def _sketch(text: str) -> tuple:
     lines = {line.strip() for line in text.split("\n") if len(line.strip()) > 3}
-    hashes = sorted(int.from_bytes(hashlib.blake2b(x.encode(), digest_size=8).digest(), "big")
-                    for x in lines)
+    hashes = sorted(
+        int.from_bytes(hashlib.blake2b(x.encode(), digest_size=8).digest(), "big") for x in lines
+    )
     return tuple(hashes[:SKETCH_K])
 
 
@@ -121,7 +160,8 @@ def _is_held_out(path: str) -> bool:
 
 
 def documents(archive: Path | None = None, limit: int | None = None) -> list[Document]:
-    """The cleaned, deduplicated documents of the corpus, in path order (``limit``: the first few)."""
+    """The cleaned, deduplicated documents of the corpus, in path order (``limit``: the first
+    few)."""
     archive = fetch_archive() if archive is None else Path(archive)
     found = []
     with tarfile.open(archive, "r:gz") as tar:

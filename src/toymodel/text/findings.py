@@ -5,8 +5,10 @@ All matrices use the row convention. For a one-layer model ``model`` with ``n_he
 * :func:`copying_scores`  the copying score of every head (``[n_heads]``) and the OV eigenvalues.
 * :func:`ov_promotions`   for a source token, the tokens each head's full OV circuit raises most.
 * :func:`bigram_check`    the direct path ``W_E W_U`` read as a bigram table, against corpus counts.
-* :func:`skip_trigrams`   "when the destination is A, the head attends to B and raises C", read off the
-  full QK circuit ``(W_E + p) W_Q W_K^T (W_E + p)^T`` (``p`` the mean position) and the full OV circuit.
+* :func:`skip_trigrams`   "when the destination is A, the head attends to B and raises C", read off
+  the
+  full QK circuit ``(W_E + p) W_Q W_K^T (W_E + p)^T`` (``p`` the mean position) and the full OV
+  circuit.
 * :func:`held_out_lift`   whether C becomes more likely in held-out text when A is the current token
   and B occurs earlier in the context, against the same A without B (model and data).
 """
@@ -20,8 +22,21 @@ import torch
 
 from ..circuits import copying_score, ov_eigenvalues
 
-__all__ = ["copying_scores", "full_ov", "full_qk", "ov_promotions", "bigram_counts", "bigram_check",
-           "SkipTrigram", "cooccurrence", "skip_trigrams", "lifts", "confirmed", "held_out_lift", "held_out_logprobs"]
+__all__ = [
+    "copying_scores",
+    "full_ov",
+    "full_qk",
+    "ov_promotions",
+    "bigram_counts",
+    "bigram_check",
+    "SkipTrigram",
+    "cooccurrence",
+    "skip_trigrams",
+    "lifts",
+    "confirmed",
+    "held_out_lift",
+    "held_out_logprobs",
+]
 
 
 def _one_layer(model):
@@ -44,14 +59,16 @@ def copying_scores(model) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def full_ov(model) -> torch.Tensor:
-    """Full OV circuits ``[n_heads, d_vocab (source), d_vocab (output logit)]`` of a one-layer model."""
+    """Full OV circuits ``[n_heads, d_vocab (source), d_vocab (output logit)]`` of a one-layer
+    model."""
     _one_layer(model)
     return (model.W_E @ model.W_V) @ (model.W_O @ model.W_U)
 
 
 @torch.no_grad()
 def full_qk(model) -> torch.Tensor:
-    """Full QK circuits ``[n_heads, d_vocab (destination), d_vocab (source)]`` with the mean position added."""
+    """Full QK circuits ``[n_heads, d_vocab (destination), d_vocab (source)]`` with the mean
+    position added."""
     _one_layer(model)
     x = model.W_E + model.W_pos.mean(0)
     return (x @ model.W_Q) @ (x @ model.W_K).transpose(-1, -2)
@@ -61,7 +78,9 @@ def full_qk(model) -> torch.Tensor:
 def ov_promotions(model, source: int, k: int = 5) -> list[list[int]]:
     """For each head, the ``k`` token ids whose logits attending to ``source`` raises most."""
     _one_layer(model)
-    row = ((model.W_E[source] @ model.W_V)[:, None, :] @ (model.W_O @ model.W_U))[:, 0]  # [n_heads, d_vocab]
+    row = ((model.W_E[source] @ model.W_V)[:, None, :] @ (model.W_O @ model.W_U))[
+        :, 0
+    ]  # [n_heads, d_vocab]
     return row.topk(k, dim=-1).indices.tolist()
 
 
@@ -74,7 +93,8 @@ def bigram_counts(ids, d_vocab: int) -> np.ndarray:
 
 @torch.no_grad()
 def bigram_check(model, counts: np.ndarray, n_tokens: int = 200, top: int = 5) -> dict:
-    """How well the direct path ``W_E W_U`` predicts the corpus' next token, on the most frequent tokens.
+    """How well the direct path ``W_E W_U`` predicts the corpus' next token, on the most frequent
+    tokens.
 
     Returns a dict: ``tokens`` (the ``n_tokens`` most frequent current tokens), ``direct_top1``
     (the direct path's top next token for each), ``in_corpus_top`` (fraction whose direct top-1 is
@@ -89,7 +109,7 @@ def bigram_check(model, counts: np.ndarray, n_tokens: int = 200, top: int = 5) -
     tokens = np.argsort(-freq, kind="stable")[:n_tokens]
     top1 = direct[tokens].argmax(1)
     corpus_top = np.argsort(-counts[tokens], axis=1, kind="stable")[:, :top]
-    hit = np.array([t in row for t, row in zip(top1, corpus_top)])
+    hit = np.array([t in row for t, row in zip(top1, corpus_top, strict=True)])
     unigram = counts.sum(0) / counts.sum()
     chance = float(np.mean([unigram[row].sum() for row in corpus_top]))
     rhos = []
@@ -97,8 +117,13 @@ def bigram_check(model, counts: np.ndarray, n_tokens: int = 200, top: int = 5) -
         seen = counts[a] > 0
         if seen.sum() >= 5:
             rhos.append(spearman(direct[a, seen], np.log(counts[a, seen])))
-    return {"tokens": tokens, "direct_top1": top1, "in_corpus_top": float(hit.mean()),
-            "chance": chance, "spearman": float(np.median(rhos))}
+    return {
+        "tokens": tokens,
+        "direct_top1": top1,
+        "in_corpus_top": float(hit.mean()),
+        "chance": chance,
+        "spearman": float(np.median(rhos)),
+    }
 
 
 @dataclass(frozen=True)
@@ -114,9 +139,11 @@ class SkipTrigram:
 
 
 def cooccurrence(ids, tokens, n_ctx: int) -> np.ndarray:
-    """``[len(tokens), len(tokens)]``: how often token ``tokens[i]`` is current with ``tokens[j]`` earlier.
+    """``[len(tokens), len(tokens)]``: how often token ``tokens[i]`` is current with ``tokens[j]``
+    earlier.
 
-    Counted over non-overlapping windows of ``n_ctx`` tokens of ``ids`` (positions with a next token).
+    Counted over non-overlapping windows of ``n_ctx`` tokens of ``ids`` (positions with a next
+    token).
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
@@ -135,20 +162,26 @@ def cooccurrence(ids, tokens, n_ctx: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def skip_trigrams(model, frequent, support_ids, per_head: int = 2, min_support: int = 50,
-                  exclude=()) -> list[SkipTrigram]:
+def skip_trigrams(
+    model, frequent, support_ids, per_head: int = 2, min_support: int = 50, exclude=()
+) -> list[SkipTrigram]:
     """The strongest skip-trigrams of every head among ``frequent`` token ids.
 
     Each source ``b`` gets the frequent output ``c`` its OV circuit raises most (standardised over
     ``b``'s row, among the frequent tokens)
-    and each destination ``a`` a standardised QK score for ``b`` (over ``a``'s row, among the frequent
-    tokens). A triple's strength is the product of the two; a triple counts only when ``a`` is current
-    with ``b`` earlier in at least ``min_support`` windows positions of ``support_ids`` (training text,
+    and each destination ``a`` a standardised QK score for ``b`` (over ``a``'s row, among the
+    frequent
+    tokens). A triple's strength is the product of the two; a triple counts only when ``a`` is
+    current
+    with ``b`` earlier in at least ``min_support`` windows positions of ``support_ids`` (training
+    text,
     never the held-out split), and ``a``, ``b`` are distinct and not in ``exclude``. Returns the
     ``per_head`` strongest triples of each head, with distinct sources.
     """
     _one_layer(model)
-    keep_np = np.array([t for t in np.asarray(frequent) if int(t) not in set(exclude)], dtype=np.int64)
+    keep_np = np.array(
+        [t for t in np.asarray(frequent) if int(t) not in set(exclude)], dtype=np.int64
+    )
     support = torch.as_tensor(cooccurrence(support_ids, keep_np, model.cfg.n_ctx))
     keep = torch.as_tensor(keep_np)
     qk, ov = full_qk(model), full_ov(model)
@@ -171,8 +204,16 @@ def skip_trigrams(model, frequent, support_ids, per_head: int = 2, min_support: 
             if j in used:
                 continue
             used.add(j)
-            out.append(SkipTrigram(h, int(keep[i]), int(keep[j]), int(c_best[j]),
-                                   round(float(qz[i, j]), 3), round(float(oz[j].max()), 3)))
+            out.append(
+                SkipTrigram(
+                    h,
+                    int(keep[i]),
+                    int(keep[j]),
+                    int(c_best[j]),
+                    round(float(qz[i, j]), 3),
+                    round(float(oz[j].max()), 3),
+                )
+            )
     return out
 
 
@@ -190,7 +231,7 @@ def held_out_logprobs(model, ids, columns, batch: int = 64) -> tuple[np.ndarray,
     windows = ids[: n * n_ctx].reshape(n, n_ctx)
     out = []
     for i in range(0, n, batch):
-        logits = model(torch.as_tensor(windows[i:i + batch]))
+        logits = model(torch.as_tensor(windows[i : i + batch]))
         out.append(torch.log_softmax(logits, -1)[..., columns])
     lp = torch.cat(out)
     return windows, {c: lp[..., k].numpy() for k, c in enumerate(columns)}
@@ -219,8 +260,16 @@ def held_out_lift(windows: np.ndarray, logprobs: dict, tri: SkipTrigram) -> dict
     return res
 
 
-def lifts(model, train_ids, held_ids, exclude=(), n_frequent: int = 250, support_tokens: int = 300_000,
-          held_tokens: int = 200_000, per_head: int = 3) -> list[tuple[SkipTrigram, dict]]:
+def lifts(
+    model,
+    train_ids,
+    held_ids,
+    exclude=(),
+    n_frequent: int = 250,
+    support_tokens: int = 300_000,
+    held_tokens: int = 200_000,
+    per_head: int = 3,
+) -> list[tuple[SkipTrigram, dict]]:
     """Skip-trigrams read off the weights and their held-out measurement, as the lesson shows them.
 
     The ``n_frequent`` most frequent tokens of ``train_ids`` are the candidates; the support that a
@@ -229,8 +278,9 @@ def lifts(model, train_ids, held_ids, exclude=(), n_frequent: int = 250, support
     """
     counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=model.cfg.d_vocab)
     frequent = np.argsort(-counts, kind="stable")[:n_frequent]
-    tris = skip_trigrams(model, frequent, np.asarray(train_ids)[:support_tokens], per_head=per_head,
-                         exclude=exclude)
+    tris = skip_trigrams(
+        model, frequent, np.asarray(train_ids)[:support_tokens], per_head=per_head, exclude=exclude
+    )
     windows, lp = held_out_logprobs(model, np.asarray(held_ids)[:held_tokens], [t.c for t in tris])
     return [(t, held_out_lift(windows, lp, t)) for t in tris]
 
@@ -239,6 +289,9 @@ def confirmed(result: dict, min_n: int = 30, factor: float = 2.0) -> bool:
     """A triple is confirmed in held-out text when A occurs at least ``min_n`` times with B earlier
     and without it, the model gives C at least ``factor`` times the probability with B than without,
     and C also follows A more often in the data with B than without."""
-    return (result["n_with"] >= min_n and result["n_without"] >= min_n
-            and result["model_p_with"] >= factor * result["model_p_without"]
-            and result["data_p_with"] > result["data_p_without"])
+    return (
+        result["n_with"] >= min_n
+        and result["n_without"] >= min_n
+        and result["model_p_with"] >= factor * result["model_p_without"]
+        and result["data_p_with"] > result["data_p_without"]
+    )

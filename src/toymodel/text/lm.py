@@ -1,4 +1,5 @@
-"""Attention-only language models on the real-text corpus: configs, seeded resumable training, weights.
+"""Attention-only language models on the real-text corpus: configs, seeded resumable training,
+weights.
 
 The models are :class:`toymodel.model.AttentionOnlyTransformer` (row convention, TransformerLens
 names). Training samples windows of ``n_ctx + 1`` tokens at random offsets of the training token
@@ -27,15 +28,25 @@ from safetensors.torch import load_file, save_file
 from ..checkpoint import PARAM_NAMES, _load_weights, read_checkpoint_file
 from ..model import AttentionOnlyTransformer, ModelConfig
 
-__all__ = ["LMConfig", "CONFIGS", "token_ids", "train_lm", "load_lm", "lm_path", "save_lm",
-           "held_out_loss", "sample_windows"]
+__all__ = [
+    "LMConfig",
+    "CONFIGS",
+    "token_ids",
+    "train_lm",
+    "load_lm",
+    "lm_path",
+    "save_lm",
+    "held_out_loss",
+    "sample_windows",
+]
 
 FORMAT = "toymodel-lm-1"
 
 
 @dataclass(frozen=True)
 class LMConfig:
-    """A language model and how it is trained. ``model`` holds the sizes (``d_vocab`` from the tokenizer)."""
+    """A language model and how it is trained. ``model`` holds the sizes (``d_vocab`` from the
+    tokenizer)."""
 
     name: str
     model: ModelConfig
@@ -71,16 +82,25 @@ class LMConfig:
 
 CONFIGS = {
     "one_layer": LMConfig(
-        "one_layer", ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=128, seed=0,
-                                 n_layers=1), steps=2500, batch=16, lr=3e-3, warmup=100),
+        "one_layer",
+        ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=128, seed=0, n_layers=1),
+        steps=2500,
+        batch=16,
+        lr=3e-3,
+        warmup=100,
+    ),
     "two_layer": LMConfig(
-        "two_layer", ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=256, seed=0,
-                                 n_layers=2), steps=20000, lr=1e-3),
+        "two_layer",
+        ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=256, seed=0, n_layers=2),
+        steps=20000,
+        lr=1e-3,
+    ),
 }
 
 
 def token_ids(which: str = "train", tok=None) -> np.ndarray:
-    """Token ids of the ``"train"`` or ``"held_out"`` split (uint16), cached outside the repository."""
+    """Token ids of the ``"train"`` or ``"held_out"`` split (uint16), cached outside the
+    repository."""
     from . import corpus, tokenizer
 
     if which not in ("train", "held_out"):
@@ -128,7 +148,7 @@ def _state_path(cfg: LMConfig, run_dir: Path) -> Path:
 
 def _save_state(path, model, opt, g, step, log):
     tensors = {f"model.{k}": getattr(model, k).detach().contiguous() for k in PARAM_NAMES}
-    for k, p in zip(PARAM_NAMES, [getattr(model, k) for k in PARAM_NAMES]):
+    for k, p in zip(PARAM_NAMES, [getattr(model, k) for k in PARAM_NAMES], strict=True):
         st = opt.state.get(p, {})
         if st:
             tensors[f"m.{k}"] = st["exp_avg"].contiguous()
@@ -152,8 +172,11 @@ def _load_state(path, model, opt, g):
     for k in PARAM_NAMES:
         if f"m.{k}" in t:
             p = getattr(model, k)
-            opt.state[p] = {"step": t[f"t.{k}"][0].clone(), "exp_avg": t[f"m.{k}"],
-                            "exp_avg_sq": t[f"v.{k}"]}
+            opt.state[p] = {
+                "step": t[f"t.{k}"][0].clone(),
+                "exp_avg": t[f"m.{k}"],
+                "exp_avg_sq": t[f"v.{k}"],
+            }
     g.set_state(t["gen"])
     return int(meta["step"]), json.loads(meta["log"])
 
@@ -170,8 +193,16 @@ def _threads(n):
         torch.use_deterministic_algorithms(det)
 
 
-def train_lm(cfg: LMConfig, train_ids, held_ids=None, run_dir=None, resume: bool = True,
-             progress: bool = True, threads: int = 2, callback=None):
+def train_lm(
+    cfg: LMConfig,
+    train_ids,
+    held_ids=None,
+    run_dir=None,
+    resume: bool = True,
+    progress: bool = True,
+    threads: int = 2,
+    callback=None,
+):
     """Train ``cfg`` on ``train_ids``; returns ``(model, log)``.
 
     ``log`` is a list of dicts (``step``, ``tokens``, ``train_loss``, ``held_out_loss``, ``seconds``
@@ -184,11 +215,14 @@ def train_lm(cfg: LMConfig, train_ids, held_ids=None, run_dir=None, resume: bool
         raise TypeError(f"cfg must be an LMConfig, got {type(cfg).__name__}")
     ids = torch.as_tensor(np.asarray(train_ids, dtype=np.int64))
     if ids.max().item() >= cfg.model.d_vocab:
-        raise ValueError(f"token id {ids.max().item()} is out of range for d_vocab {cfg.model.d_vocab}")
+        raise ValueError(
+            f"token id {ids.max().item()} is out of range for d_vocab {cfg.model.d_vocab}"
+        )
     with _threads(threads):
         model = AttentionOnlyTransformer(cfg.model)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                betas=(0.9, 0.99))
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
+        )
         g = torch.Generator().manual_seed(cfg.seed)
         step, log = 0, []
         state = _state_path(cfg, Path(run_dir)) if run_dir is not None else None
@@ -212,8 +246,12 @@ def train_lm(cfg: LMConfig, train_ids, held_ids=None, run_dir=None, resume: bool
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                entry = {"step": step, "tokens": step * cfg.batch * cfg.model.n_ctx,
-                         "train_loss": round(running, 4), "seconds": round(time.perf_counter() - t0, 1)}
+                entry = {
+                    "step": step,
+                    "tokens": step * cfg.batch * cfg.model.n_ctx,
+                    "train_loss": round(running, 4),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
                 if held_ids is not None:
                     entry["held_out_loss"] = round(held_out_loss(model, held_ids), 4)
                 if callback is not None:
@@ -237,8 +275,12 @@ def save_lm(model: AttentionOnlyTransformer, cfg: LMConfig, path, log=None) -> P
     """Write ``model`` (weights and configs, plus a short training log) as safetensors."""
     path = Path(path)
     tensors = {k: getattr(model, k).detach().cpu().contiguous() for k in PARAM_NAMES}
-    meta = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict()),
-            "lm_config": json.dumps(cfg.to_dict()), "log": json.dumps(log or [])}
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(model.cfg.to_dict()),
+        "lm_config": json.dumps(cfg.to_dict()),
+        "log": json.dumps(log or []),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path

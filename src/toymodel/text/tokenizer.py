@@ -11,8 +11,16 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["VOCAB_SIZE", "EOS", "train_tokenizer", "load_tokenizer", "tokenizer_path", "readable",
-           "token_strings", "encode"]
+__all__ = [
+    "VOCAB_SIZE",
+    "EOS",
+    "train_tokenizer",
+    "load_tokenizer",
+    "tokenizer_path",
+    "readable",
+    "token_strings",
+    "encode",
+]
 
 VOCAB_SIZE = 2048
 EOS = "<|endoftext|>"
@@ -29,13 +37,19 @@ def train_tokenizer(texts, vocab_size: int = VOCAB_SIZE):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if not isinstance(vocab_size, int) or vocab_size < 257 + 1:
-        raise ValueError(f"vocab_size must be an integer of at least 258 (256 bytes, EOS, one merge), "
-                         f"got {vocab_size!r}")
+        raise ValueError(
+            f"vocab_size must be an integer of at least 258 (256 bytes, EOS, one merge), "
+            f"got {vocab_size!r}"
+        )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(list(texts), trainer=trainer)
     return tok
 
@@ -59,7 +73,9 @@ def readable(text: str) -> str:
 
 def token_strings(tok) -> list[str]:
     """The readable string of every token id, in id order."""
-    return [readable(tok.decode([i], skip_special_tokens=False)) for i in range(tok.get_vocab_size())]
+    return [
+        readable(tok.decode([i], skip_special_tokens=False)) for i in range(tok.get_vocab_size())
+    ]
 
 
 def encode(tok, docs) -> list[int]:
