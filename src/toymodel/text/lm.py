@@ -202,12 +202,14 @@ def train_lm(
     progress: bool = True,
     threads: int = 2,
     callback=None,
+    stop_at: int | None = None,
 ):
     """Train ``cfg`` on ``train_ids``; returns ``(model, log)``.
 
     ``log`` is a list of dicts (``step``, ``tokens``, ``train_loss``, ``held_out_loss``, ``seconds``
     and whatever ``callback(model, step)`` returns). With ``run_dir`` a checkpoint is written every
-    ``cfg.save_every`` steps and a run with the same ``cfg.name`` resumes from it when ``resume``.
+    ``cfg.save_every`` steps and a run with the same ``cfg.name`` resumes from it when ``resume``;
+    ``stop_at`` ends this call at that step (checkpointed), keeping the schedule of ``cfg.steps``.
     """
     from tqdm.auto import tqdm
 
@@ -233,10 +235,15 @@ def train_lm(
         t0 = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
         bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.name)
         running = None
-        while step < cfg.steps:
+        end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+        while step < end:
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, step)
             w = sample_windows(ids, cfg.batch, cfg.model.n_ctx + 1, g)
+            k = round(cfg.batch * float(cfg.extra.get("repeat_fraction", 0.0)))
+            if k:  # these rows repeat their first half: text that recurs inside one context
+                half = (cfg.model.n_ctx + 1) // 2
+                w[:k, half : 2 * half] = w[:k, :half]
             logits = model(w[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
@@ -258,7 +265,7 @@ def train_lm(
                     entry.update(callback(model, step) or {})
                 log.append(entry)
                 bar.set_postfix(loss=f"{running:.3f}")
-            if state is not None and (step % cfg.save_every == 0 or step == cfg.steps):
+            if state is not None and (step % cfg.save_every == 0 or step in (cfg.steps, end)):
                 _save_state(state, model, opt, g, step, log)
         bar.close()
     return model.eval(), log
