@@ -26,8 +26,8 @@ md("""
 # Lesson: a one-layer language model, read off its weights
 
 Every model so far learned a task we made up. This one read real text: the documentation and
-source code of a pinned release of Django (BSD licence), about three million tokens of English prose
-and Python. It is a one-layer, attention-only transformer with eight heads, trained by the book's
+source code of a pinned release of Django (BSD licence), millions of tokens of English prose
+and Python. It is a one-layer, attention-only transformer with several heads, trained by the book's
 own code on a laptop-class CPU in minutes. We ask of it what Elhage et al. (2021) asked of theirs:
 do its heads copy, what does its direct path know, and can we read skip-trigrams off its weights
 and then catch them at work in text the model never saw?
@@ -128,7 +128,7 @@ md("""
 ## What does a head's OV circuit promote?
 
 For a source token, the row of a head's full OV circuit says which logits rise when the head attends
-to that token. Here are the three tokens each head raises most, for a few common source tokens.
+to that token. Here are the tokens each head raises most, for a few common source tokens.
 """)
 code("""
 for word in ["·import", "·self", "⏎⏎"]:
