@@ -105,3 +105,14 @@ def test_bad_inputs():
         lm.train_lm(_tiny_cfg(), np.arange(200), progress=False)
     with pytest.raises(ValueError, match="steps must be"):
         dataclasses.replace(_tiny_cfg(), steps=0)
+
+
+def test_lm_weights_match_the_gpt2_loader_layout(model):
+    from toymodel import circuits
+
+    w = lm.lm_weights(model)
+    assert w["W_Q"].shape == (1, 8, model.cfg.d_model, model.cfg.d_head)
+    assert w["b_O"].shape == (1, model.cfg.d_model) and not w["b_U"].any()
+    scores = circuits.copying_score(w["W_E"].double(), w["W_V"].double(), w["W_O"].double(),
+                                    w["W_U"].double())
+    assert np.allclose(np.asarray(scores), findings.copying_scores(model)[0])

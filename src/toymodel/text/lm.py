@@ -38,6 +38,7 @@ __all__ = [
     "save_lm",
     "held_out_loss",
     "sample_windows",
+    "lm_weights",
 ]
 
 FORMAT = "toymodel-lm-1"
@@ -304,3 +305,31 @@ def load_lm(name: str = "one_layer", path=None, with_log: bool = False):
     _load_weights(model, tensors, path)
     model.eval()
     return (model, json.loads(meta.get("log", "[]"))) if with_log else model
+
+
+@torch.no_grad()
+def lm_weights(model: AttentionOnlyTransformer) -> dict:
+    """The weights of a book language model in the dict layout of :func:`toymodel.hf.gpt2_weights`.
+
+    So the at-scale statistics run unchanged on it: ``W_E [d_vocab, d_model]``, ``W_pos``,
+    ``W_Q, W_K, W_V [n_layers, n_heads, d_model, d_head]``, ``W_O [n_layers, n_heads, d_head,
+    d_model]``, ``W_U [d_model, d_vocab]``, and zero biases ``b_Q, b_K, b_V [n_layers, n_heads,
+    d_head]``, ``b_O [n_layers, d_model]``, ``b_U [d_vocab]`` (the model has no biases and no
+    LayerNorm, so nothing is folded). The model's score scale is ``1/sqrt(d_head)``, as the book's
+    :func:`toymodel.circuits.attention_pattern` assumes.
+    """
+    if not isinstance(model, AttentionOnlyTransformer):
+        raise TypeError(f"model must be an AttentionOnlyTransformer, got {type(model).__name__}")
+    c = model.cfg
+    out = {}
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        w = getattr(model, name).detach().clone()
+        out[name] = w[None] if c.n_layers == 1 else w
+    for name in ("b_Q", "b_K", "b_V"):
+        out[name] = torch.zeros(c.n_layers, c.n_heads, c.d_head)
+    out["b_O"] = torch.zeros(c.n_layers, c.d_model)
+    out["W_E"] = model.W_E.detach().clone()
+    out["W_pos"] = model.W_pos.detach().clone()
+    out["W_U"] = model.W_U.detach().clone()
+    out["b_U"] = torch.zeros(c.d_vocab)
+    return out
