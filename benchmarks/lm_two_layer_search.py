@@ -5,8 +5,8 @@
 
 Each run trains on the shipped tokenizer's ids of the Django corpus (toymodel.text) and checkpoints
 to the cache every 250 steps; the same command resumes it. Every 250 steps it records the train and
-held-out loss, the best previous-token score of a layer-0 head, the best induction score of a layer-1
-head on repeated random tokens, and the loss on the first and second copy; rows go to
+held-out loss, the best previous-token score of a layer-0 head, the best induction score of a
+layer-1 head on repeated random tokens, and the loss on the first and second copy; rows go to
 benchmarks/lm_two_layer_search.csv (one per run and step). Target: induction score >= 0.3 and second
 copy at least 1 nat below the first.
 """
@@ -14,8 +14,8 @@ copy at least 1 nat below the first.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
