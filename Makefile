@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: book test lint unit other-kernels notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
+.PHONY: lm book test lint unit other-kernels notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,3 +92,7 @@ figures: $(STAMP)
 
 clean:
 	rm -rf _build $(VENV) node_modules
+
+# rebuild the shipped language models (maintainer command; downloads the pinned corpus with pip)
+lm: $(STAMP)
+	$(BIN)/python tools/build_lm.py --models one_layer

@@ -1,0 +1,112 @@
+"""Resumable search for a two-layer attention-only language model that forms an induction head.
+
+    python benchmarks/lm_two_layer_search.py NAME [--n-ctx 256] [--lr 1e-3] [--batch 16]
+        [--steps 4000] [--repeat 0.5] [--d-model 128] [--heads 8]
+
+Each run trains on the shipped tokenizer's ids of the Django corpus (toymodel.text) and checkpoints
+to the cache every 250 steps; the same command resumes it. Every 250 steps it records the train and
+held-out loss, the best previous-token score of a layer-0 head, the best induction score of a
+layer-1 head on repeated random tokens, and the loss on the first and second copy; rows go to
+benchmarks/lm_two_layer_search.csv (one per run and step). Target: induction score >= 0.3 and second
+copy at least 1 nat below the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from toymodel.induction import head_scores  # noqa: E402
+from toymodel.model import ModelConfig  # noqa: E402
+from toymodel.text import corpus, lm  # noqa: E402
+from toymodel.text import tokenizer as T  # noqa: E402
+
+CSV = ROOT / "benchmarks" / "lm_two_layer_search.csv"
+FIELDS = ["run", "step", "tokens", "seconds", "train_loss", "held_out_loss", "prev_token",
+          "induction", "loss_first", "loss_second", "n_ctx", "lr", "batch", "repeat", "d_model"]
+
+
+def repeated(d_vocab: int, eos: int, half: int, n: int = 32, seed: int = 7) -> torch.Tensor:
+    """``[n, 1 + 2 half]``: EOS, then ``half`` random tokens, then the same tokens again."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randint(0, d_vocab - 1, (n, half), generator=g)
+    r = r + (r >= eos).long()  # never the EOS token
+    return torch.cat([torch.full((n, 1), eos), r, r], dim=1)
+
+
+@torch.no_grad()
+def measure(model, eos: int) -> dict:
+    half = min(50, (model.cfg.n_ctx - 1) // 2)
+    x = repeated(model.cfg.d_vocab, eos, half)
+    logits, pattern = model.run_with_pattern(x)
+    s = head_scores(pattern)
+    loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none").mean(0)
+    return {"prev_token": round(float(s.previous_token[0].max()), 4),
+            "induction": round(float(s.induction[1].max()), 4),
+            "loss_first": round(float(loss[1:half].mean()), 4),
+            "loss_second": round(float(loss[half + 1 :].mean()), 4)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name")
+    ap.add_argument("--n-ctx", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--repeat", type=float, default=0.5)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    tok = T.load_tokenizer()
+    eos = tok.token_to_id(T.EOS)
+    train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+    cfg = lm.LMConfig(
+        f"search-{a.name}",
+        ModelConfig(d_vocab=tok.get_vocab_size(), d_model=a.d_model, d_head=a.d_model // a.heads,
+                    n_heads=a.heads, n_ctx=a.n_ctx, seed=0, n_layers=2),
+        steps=a.steps, batch=a.batch, lr=a.lr, warmup=200, save_every=250, eval_every=250,
+        extra={"repeat_fraction": a.repeat})
+    rows = []
+    if CSV.is_file():
+        with open(CSV) as f:
+            rows = [r for r in csv.DictReader(f) if r["run"] != a.name]
+
+    def callback(model, step):
+        m = measure(model, eos)
+        return m
+
+    def record(log):
+        with open(CSV, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+            for e in log:
+                w.writerow({**{k: e.get(k) for k in FIELDS if k in e}, "run": a.name,
+                            "n_ctx": a.n_ctx, "lr": a.lr, "batch": a.batch, "repeat": a.repeat,
+                            "d_model": a.d_model})
+
+    # train in chunks of 250 steps so the csv is rewritten as the run goes (and on resume)
+    done = 0
+    while done < a.steps:
+        done = min(a.steps, done + 250)
+        chunk = dataclasses.replace(cfg, steps=a.steps)
+        model, log = lm.train_lm(chunk, train_ids, held_ids, run_dir=corpus.cache_dir() / "runs",
+                                 threads=a.threads, callback=callback, stop_at=done)
+        record(log)
+    print(log[-1])
+
+
+if __name__ == "__main__":
+    main()

