@@ -251,6 +251,10 @@ def lesson_views() -> dict[str, object]:
     task = get_task("max")
     examples, _ = task.make_batch(3, generator=10)
     example = induction.repeated_tokens(1, half_len=8, seed=2)
+    from toymodel.text import lm
+    from toymodel.text import tokenizer as T
+
+    tok = T.load_tokenizer()
     return {
         "01_worked_example": attention_view(ex.tokens, ex.pattern, head_names=["the head"],
                                             decimals=4),
@@ -258,6 +262,9 @@ def lesson_views() -> dict[str, object]:
                                                    names={task.query_token: "q"}),
         "03_two_layers": model_attention_view(induction.load_induction_model(), example[0],
                                               names={induction.TASK.bos: "BOS"}),
+        "04_language_one_layer": model_attention_view(
+            lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
+            names=lambda i: tok.decode([i])),
     }
 
 
@@ -272,7 +279,8 @@ def html_outputs(name: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["01_worked_example", "02_one_layer_model", "03_two_layers"])
+@pytest.mark.parametrize("name", ["01_worked_example", "02_one_layer_model", "03_two_layers",
+                                  "04_language_one_layer"])
 def test_lessons_show_the_view_with_the_packages_numbers(name):
     outputs = html_outputs(name)
     assert len(outputs) == 1, f"{name}: expected one attention view among the outputs"

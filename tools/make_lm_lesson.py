@@ -204,6 +204,22 @@ for t, r in good[:4]:
             break
 """)
 md("""
+## Where the heads look, on held-out text
+
+Point at a token (or focus it and use the arrow keys) to see how much each earlier token receives
+from it under the selected head; the grid of small patterns shows every head at once. Spaces show
+as ␣ and newlines as ⏎. Look for heads that attend back to an earlier copy of the current token or
+of a related one: those are the skip-trigrams' B tokens.
+""")
+code("""
+from toymodel.views.attention import model_attention_view
+
+passage = held_ids[1000:1048].astype(np.int64)
+model_attention_view(model, passage, names=lambda i: tok.decode([i]),
+                     title="one-layer language model, held-out text")
+""")
+
+md("""
 ## Retrain from scratch (optional)
 
 Set `RETRAIN = True` in the first code cell to train a fresh model with the shipped seed and config

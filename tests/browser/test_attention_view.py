@@ -21,7 +21,7 @@ from .conftest import PHONE, SCREENSHOTS, SITE, built_pages, open_page
 PAGES = built_pages()
 VIEW_PAGES = [p for p in PAGES if 'class="tmav"' in (SITE / p).read_text(encoding="utf-8")]
 LESSONS = {"notebooks/01_worked_example.html", "notebooks/02_one_layer_model.html",
-           "notebooks/03_two_layers.html"}
+           "notebooks/03_two_layers.html", "notebooks/04_language_one_layer.html"}
 TOL = 2e-4  # the site was built on this machine; leave room for a last-digit flip anyway
 
 _STATE = """(el) => ({
@@ -49,6 +49,10 @@ def expected_views() -> dict:
     task = get_task("max")
     examples, _ = task.make_batch(3, generator=10)
     example = induction.repeated_tokens(1, half_len=8, seed=2)
+    from toymodel.text import lm
+    from toymodel.text import tokenizer as T
+
+    tok = T.load_tokenizer()
     return {
         "notebooks/01_worked_example.html": attention_view(
             ex.tokens, ex.pattern, head_names=["the head"], decimals=4),
@@ -56,6 +60,9 @@ def expected_views() -> dict:
             toymodel.load_pretrained("max"), examples[0], names={task.query_token: "q"}),
         "notebooks/03_two_layers.html": model_attention_view(
             induction.load_induction_model(), example[0], names={induction.TASK.bos: "BOS"}),
+        "notebooks/04_language_one_layer.html": model_attention_view(
+            lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
+            names=lambda i: tok.decode([i])),
     }
 
 
