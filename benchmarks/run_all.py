@@ -222,13 +222,15 @@ def main(argv=None):
         if not torch.cuda.is_available():
             gpt2_table.append("| on a GPU | not measured: no GPU on this machine | | | | | |")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    after = load()
-    busy = busy or load_1min() > MAX_LOAD
+    after = load()  # includes the benchmarks' own load (up to the machine's core count)
     header = [
         f"Measured {stamp} on {machine()}.",
-        f"Load average (1/5/15 min) before: {load_before}; after: {after}."
-        + (" **The machine was busy (1-minute load above "
-           f"{MAX_LOAD}): these times are upper bounds.**" if busy else " Idle machine.")
+        f"Load average (1/5/15 min) before: {load_before}; after: {after} (the benchmarks' own "
+        "load included)."
+        + (" **The machine was busy before the run (1-minute load above "
+           f"{MAX_LOAD}): these times are upper bounds.**" if busy else
+           " The machine was idle before the run (1-minute load below "
+           f"{MAX_LOAD}) and nothing else ran during it.")
         + (f" {args.note}" if args.note else ""),
     ]
     table = "\n".join(lines + [""] + gpt2_table)
