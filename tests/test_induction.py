@@ -118,8 +118,8 @@ def test_retraining_is_deterministic_on_one_machine(retrained):
 def test_retrained_model_behaves_like_the_shipped_one_on_any_cpu(model, retrained):
     """Another CPU trains other weights (docs-dev/KERNEL_SPREAD.md: up to 15% relative, 0.22 abs,
     under ``ATEN_CPU_CAPABILITY=default``/``avx2``), but the same circuit: accuracy moved by at
-    most 0.0009, the layer-0 previous-token scores by 0.011, the induction scores by 0.016, the
-    duplicate scores by 0.001. Tolerances are about 3x those spreads."""
+    most 0.0009, the layer-0 previous-token scores by 0.011, the layer-1 induction scores by 0.016,
+    a duplicate-token score by 0.017 (layer 0, head 1). Tolerances are about 3x those spreads."""
     for (name, p), q in zip(model.state_dict().items(), retrained.state_dict().values(), strict=True):
         assert float((p - q).norm() / p.norm()) < 0.5, name
     assert abs(induction.induction_accuracy(retrained) - induction.induction_accuracy(model)) < 0.005
@@ -128,7 +128,7 @@ def test_retrained_model_behaves_like_the_shipped_one_on_any_cpu(model, retraine
         new, old = (head_scores(m.run_with_pattern(tokens)[1]) for m in (retrained, model))
     assert (new.previous_token[0] - old.previous_token[0]).abs().max() < 0.03
     assert (new.induction[1] - old.induction[1]).abs().max() < 0.05
-    assert (new.duplicate_token - old.duplicate_token).abs().max() < 0.005
+    assert (new.duplicate_token - old.duplicate_token).abs().max() < 0.05
     prev = int(old.previous_token[0].argmax())
     assert int(new.previous_token[0].argmax()) == prev  # the same head is the previous-token head
 
