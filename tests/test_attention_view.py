@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tomllib
 import torch
+from lesson_views import lesson_views  # noqa: E402  (tests/lesson_views.py)
 
 import toymodel
 from toymodel import induction
-from toymodel.tasks import get_task
 from toymodel.views import attention
 from toymodel.views.attention import (
     attention_view,
@@ -243,29 +243,6 @@ def test_model_view_names_every_head():
 # ------------------------------------------------------------------------------------------
 # in the executed lessons
 # ------------------------------------------------------------------------------------------
-
-
-def lesson_views() -> dict[str, object]:
-    """The view each lesson shows, recomputed from the package (the lessons' own inputs)."""
-    ex = run()
-    task = get_task("max")
-    examples, _ = task.make_batch(3, generator=10)
-    example = induction.repeated_tokens(1, half_len=8, seed=2)
-    from toymodel.text import lm
-    from toymodel.text import tokenizer as T
-
-    tok = T.load_tokenizer()
-    return {
-        "01_worked_example": attention_view(ex.tokens, ex.pattern, head_names=["the head"],
-                                            decimals=4),
-        "02_one_layer_model": model_attention_view(toymodel.load_pretrained("max"), examples[0],
-                                                   names={task.query_token: "q"}),
-        "03_two_layers": model_attention_view(induction.load_induction_model(), example[0],
-                                              names={induction.TASK.bos: "BOS"}),
-        "04_language_one_layer": model_attention_view(
-            lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
-            names=lambda i: tok.decode([i])),
-    }
 
 
 def html_outputs(name: str) -> list[str]:

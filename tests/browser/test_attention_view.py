@@ -10,7 +10,6 @@ critical violations after the view has been used), no outside request, and no si
 
 from __future__ import annotations
 
-import functools
 import re
 
 import numpy as np
@@ -36,34 +35,11 @@ _STATE = """(el) => ({
 })"""
 
 
-@functools.cache
 def expected_views() -> dict:
-    """The view each lesson shows, recomputed from the package with the lesson's inputs."""
-    import toymodel
-    from toymodel import induction
-    from toymodel.tasks import get_task
-    from toymodel.views.attention import attention_view, model_attention_view
-    from toymodel.worked_example import run
+    """The view each lesson page shows, recomputed from the package (``tests/lesson_views.py``)."""
+    from lesson_views import lesson_views
 
-    ex = run()
-    task = get_task("max")
-    examples, _ = task.make_batch(3, generator=10)
-    example = induction.repeated_tokens(1, half_len=8, seed=2)
-    from toymodel.text import lm
-    from toymodel.text import tokenizer as T
-
-    tok = T.load_tokenizer()
-    return {
-        "notebooks/01_worked_example.html": attention_view(
-            ex.tokens, ex.pattern, head_names=["the head"], decimals=4),
-        "notebooks/02_one_layer_model.html": model_attention_view(
-            toymodel.load_pretrained("max"), examples[0], names={task.query_token: "q"}),
-        "notebooks/03_two_layers.html": model_attention_view(
-            induction.load_induction_model(), example[0], names={induction.TASK.bos: "BOS"}),
-        "notebooks/04_language_one_layer.html": model_attention_view(
-            lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
-            names=lambda i: tok.decode([i])),
-    }
+    return {f"notebooks/{stem}.html": view for stem, view in lesson_views().items()}
 
 
 def check(view, expected, head: int, dest: int, decimals: int) -> dict:

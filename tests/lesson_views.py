@@ -1,0 +1,38 @@
+"""The attention view each lesson shows, recomputed from the package with the lesson's own inputs.
+
+One source for the unit tests (``tests/test_attention_view.py``, against the executed notebooks) and
+the browser tests (``tests/browser/test_attention_view.py``, against the built pages).
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.cache
+def lesson_views() -> dict[str, object]:
+    """``{notebook stem: AttentionView}`` for every lesson that shows a view."""
+    import toymodel
+    from toymodel import induction
+    from toymodel.tasks import get_task
+    from toymodel.text import lm
+    from toymodel.text import tokenizer as T
+    from toymodel.views.attention import attention_view, model_attention_view
+    from toymodel.worked_example import run
+
+    ex = run()
+    task = get_task("max")
+    examples, _ = task.make_batch(3, generator=10)
+    example = induction.repeated_tokens(1, half_len=8, seed=2)
+    tok = T.load_tokenizer()
+    return {
+        "01_worked_example": attention_view(ex.tokens, ex.pattern, head_names=["the head"],
+                                            decimals=4),
+        "02_one_layer_model": model_attention_view(toymodel.load_pretrained("max"), examples[0],
+                                                   names={task.query_token: "q"}),
+        "03_two_layers": model_attention_view(induction.load_induction_model(), example[0],
+                                              names={induction.TASK.bos: "BOS"}),
+        "04_language_one_layer": model_attention_view(
+            lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
+            names=lambda i: tok.decode([i])),
+    }
