@@ -32,7 +32,8 @@ from toymodel.text import tokenizer as T  # noqa: E402
 
 CSV = ROOT / "benchmarks" / "lm_two_layer_search.csv"
 FIELDS = ["run", "step", "tokens", "seconds", "train_loss", "held_out_loss", "prev_token",
-          "induction", "loss_first", "loss_second", "n_ctx", "lr", "batch", "repeat", "d_model"]
+          "induction", "loss_first", "loss_second", "n_ctx", "lr", "batch", "repeat", "d_model",
+          "repeat_mode", "heads"]
 
 
 def repeated(d_vocab: int, eos: int, half: int, n: int = 32, seed: int = 7) -> torch.Tensor:
@@ -66,6 +67,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=float, default=0.5)
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--repeat-mode", choices=["half", "random"], default="half")
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -76,8 +79,8 @@ def main(argv=None):
         f"search-{a.name}",
         ModelConfig(d_vocab=tok.get_vocab_size(), d_model=a.d_model, d_head=a.d_model // a.heads,
                     n_heads=a.heads, n_ctx=a.n_ctx, seed=0, n_layers=2),
-        steps=a.steps, batch=a.batch, lr=a.lr, warmup=200, save_every=250, eval_every=250,
-        extra={"repeat_fraction": a.repeat})
+        steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, save_every=250, eval_every=250,
+        extra={"repeat_fraction": a.repeat, "repeat_mode": a.repeat_mode})
     rows = []
     if CSV.is_file():
         with open(CSV) as f:
@@ -95,7 +98,8 @@ def main(argv=None):
             for e in log:
                 w.writerow({**{k: e.get(k) for k in FIELDS if k in e}, "run": a.name,
                             "n_ctx": a.n_ctx, "lr": a.lr, "batch": a.batch, "repeat": a.repeat,
-                            "d_model": a.d_model})
+                            "d_model": a.d_model, "repeat_mode": a.repeat_mode,
+                            "heads": a.heads})
 
     # train in chunks of 250 steps so the csv is rewritten as the run goes (and on resume)
     done = 0

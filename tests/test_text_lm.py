@@ -53,10 +53,12 @@ def test_corpus_split_is_by_document_and_disjoint(ids):
     assert len(held) < len(train) / 4
 
 
-def _tiny_cfg(steps=4):
+def _tiny_cfg(steps=4, n_layers=1, extra=None):
     return lm.LMConfig(
         "tiny",
-        ModelConfig(d_vocab=50, d_model=16, d_head=4, n_heads=2, n_ctx=16, seed=3),
+        ModelConfig(d_vocab=50, d_model=16, d_head=4, n_heads=2, n_ctx=16, seed=3,
+                    n_layers=n_layers),
+        extra=extra or {},
         steps=steps,
         batch=4,
         lr=1e-2,
@@ -66,24 +68,49 @@ def _tiny_cfg(steps=4):
     )
 
 
-def test_training_is_deterministic_and_resumable(tmp_path):
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_training_is_deterministic_and_resumable(tmp_path, n_layers):
     data = np.random.default_rng(0).integers(0, 50, 5000)
-    a, log_a = lm.train_lm(_tiny_cfg(), data, data, progress=False, threads=1)
-    b, _ = lm.train_lm(_tiny_cfg(), data, data, progress=False, threads=1)
-    for name in ("W_E", "W_Q", "W_U"):
-        assert torch.equal(getattr(a, name), getattr(b, name))
+    extra = {"repeat_fraction": 0.5, "repeat_mode": "random"} if n_layers == 2 else None
+    cfg = _tiny_cfg(n_layers=n_layers, extra=extra)
+    a, log_a = lm.train_lm(cfg, data, data, progress=False, threads=1)
+    b, _ = lm.train_lm(cfg, data, data, progress=False, threads=1)
+    for name, p in a.named_parameters():
+        assert torch.equal(p, dict(b.named_parameters())[name]), name
 
-    # a run killed after its checkpoint at step 2 resumes to the same weights as one run of 4 steps
+    # a run killed after its checkpoint at step 2 resumes to the same weights as one run of 4
+    # steps: every parameter, the attention weights of each layer included
     def die(model, step):
         if step == 4:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        lm.train_lm(_tiny_cfg(), data, run_dir=tmp_path, progress=False, threads=1, callback=die)
-    c, log_c = lm.train_lm(_tiny_cfg(), data, run_dir=tmp_path, progress=False, threads=1)
-    assert torch.allclose(a.W_E, c.W_E, atol=1e-6) and log_c[-1]["step"] == 4
-    path = lm.save_lm(a, _tiny_cfg(), tmp_path / "m.safetensors", log=log_a)
-    assert torch.equal(lm.load_lm(path=path).W_U, a.W_U)
+        lm.train_lm(cfg, data, run_dir=tmp_path, progress=False, threads=1, callback=die)
+    c, log_c = lm.train_lm(cfg, data, run_dir=tmp_path, progress=False, threads=1)
+    assert log_c[-1]["step"] == 4
+    for name, p in a.named_parameters():
+        assert torch.allclose(p, dict(c.named_parameters())[name], atol=1e-6), name
+    path = lm.save_lm(a, cfg, tmp_path / "m.safetensors", log=log_a)
+    loaded = lm.load_lm(path=path)
+    for name, p in a.named_parameters():
+        assert torch.equal(p, dict(loaded.named_parameters())[name]), name
+
+
+def test_repeat_passages_copy_a_passage_to_a_later_place():
+    g = torch.Generator().manual_seed(0)
+    w = torch.arange(6 * 64).reshape(6, 64)
+    lm.repeat_passages(w, 4, g, mode="random")
+    for row in w[:4]:  # some passage of 8 to 32 tokens occurs twice, the copy after its source
+        vals, counts = row.unique(return_counts=True)
+        assert 8 <= int((counts == 2).sum()) <= 32
+    assert torch.equal(w[4:], torch.arange(4 * 64, 6 * 64).reshape(2, 64))  # untouched rows
+    h = torch.arange(2 * 10).reshape(2, 10)
+    lm.repeat_passages(h, 1, g, mode="half")
+    assert torch.equal(h[0, 5:], h[0, :5])
+    with pytest.raises(ValueError, match="repeat mode"):
+        lm.repeat_passages(w, 1, g, mode="sometimes")
+    with pytest.raises(ValueError, match="between 0 and 6"):
+        lm.repeat_passages(w, 7, g)
 
 
 def test_a_few_steps_on_a_tiny_slice_of_real_text(ids):

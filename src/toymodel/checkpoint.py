@@ -24,6 +24,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "pretrained_
 
 FORMAT = "toymodel-aot-1"
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
+LAYER_PARAMS = ("W_Q", "W_K", "W_V", "W_O")  # one per layer: stacked ``[layer, ...]`` in a file
 
 
 def save_checkpoint(model: AttentionOnlyTransformer, task: str, path) -> Path:
@@ -93,7 +94,12 @@ def _load_weights(model: AttentionOnlyTransformer, tensors: dict, path: Path):
                     f"{path}: tensor {name} has shape {list(value.shape)}, but the stored config "
                     f"needs {list(param.shape)}"
                 )
-            param.copy_(value)
+            if name in LAYER_PARAMS and model.cfg.n_layers > 1:
+                # ``model.W_Q`` is then a stacked copy: write each layer's own parameter
+                for block, v in zip(model.blocks, value, strict=True):
+                    getattr(block.attn, name).copy_(v)
+            else:
+                param.copy_(value)
 
 
 def pretrained_path(task: str = "max"):

@@ -38,6 +38,7 @@ __all__ = [
     "save_lm",
     "held_out_loss",
     "sample_windows",
+    "repeat_passages",
     "lm_weights",
 ]
 
@@ -126,6 +127,29 @@ def sample_windows(ids: torch.Tensor, n: int, length: int, g: torch.Generator) -
     return ids[starts[:, None] + torch.arange(length)]
 
 
+def repeat_passages(w: torch.Tensor, k: int, g: torch.Generator, mode: str = "half") -> None:
+    """Make the first ``k`` rows of the windows ``w`` ``[n, length]`` repeat a passage, in place.
+
+    ``"half"``: the second half copies the first. ``"random"``: a passage of random length
+    (``length // 8`` to ``length // 2`` tokens) at a random start is copied to a random later place,
+    so where the copy sits says nothing about where its source is: only its content does.
+    """
+    n, length = w.shape
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be between 0 and {n} rows, got {k}")
+    if mode == "half":
+        half = length // 2
+        w[:k, half : 2 * half] = w[:k, :half]
+        return
+    if mode != "random":
+        raise ValueError(f"repeat mode must be 'half' or 'random', got {mode!r}")
+    for row in range(k):
+        size = int(torch.randint(max(2, length // 8), length // 2 + 1, (1,), generator=g))
+        src = int(torch.randint(0, length - 2 * size + 1, (1,), generator=g))
+        dst = int(torch.randint(src + size, length - size + 1, (1,), generator=g))
+        w[row, dst : dst + size] = w[row, src : src + size].clone()
+
+
 def _lr(cfg: LMConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -148,13 +172,16 @@ def _state_path(cfg: LMConfig, run_dir: Path) -> Path:
 
 
 def _save_state(path, model, opt, g, step, log):
-    tensors = {f"model.{k}": getattr(model, k).detach().contiguous() for k in PARAM_NAMES}
-    for k, p in zip(PARAM_NAMES, [getattr(model, k) for k in PARAM_NAMES], strict=True):
+    # named_parameters, not PARAM_NAMES: with two or more layers ``model.W_Q`` is a stacked copy,
+    # so writing into it (or keying AdamW's state by it) would silently miss the real parameters
+    tensors = {}
+    for name, p in model.named_parameters():
+        tensors[f"model.{name}"] = p.detach().contiguous()
         st = opt.state.get(p, {})
         if st:
-            tensors[f"m.{k}"] = st["exp_avg"].contiguous()
-            tensors[f"v.{k}"] = st["exp_avg_sq"].contiguous()
-            tensors[f"t.{k}"] = torch.as_tensor(st["step"]).reshape(1).float()
+            tensors[f"m.{name}"] = st["exp_avg"].contiguous()
+            tensors[f"v.{name}"] = st["exp_avg_sq"].contiguous()
+            tensors[f"t.{name}"] = torch.as_tensor(st["step"]).reshape(1).float()
     tensors["gen"] = g.get_state()
     tmp = Path(str(path) + ".tmp")
     save_file(tensors, str(tmp), metadata={"step": str(step), "log": json.dumps(log)})
@@ -167,16 +194,20 @@ def _load_state(path, model, opt, g):
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     t = load_file(str(path))
+    params = dict(model.named_parameters())
+    missing = [n for n in params if f"model.{n}" not in t]
+    if missing:
+        raise ValueError(f"{path}: not a resumable state of this model (missing {missing}); "
+                         "delete it to start the run afresh")
     with torch.no_grad():
-        for k in PARAM_NAMES:
-            getattr(model, k).copy_(t[f"model.{k}"])
-    for k in PARAM_NAMES:
-        if f"m.{k}" in t:
-            p = getattr(model, k)
+        for name, p in params.items():
+            p.copy_(t[f"model.{name}"])
+    for name, p in params.items():
+        if f"m.{name}" in t:
             opt.state[p] = {
-                "step": t[f"t.{k}"][0].clone(),
-                "exp_avg": t[f"m.{k}"],
-                "exp_avg_sq": t[f"v.{k}"],
+                "step": t[f"t.{name}"][0].clone(),
+                "exp_avg": t[f"m.{name}"],
+                "exp_avg_sq": t[f"v.{name}"],
             }
     g.set_state(t["gen"])
     return int(meta["step"]), json.loads(meta["log"])
@@ -242,9 +273,8 @@ def train_lm(
                 group["lr"] = _lr(cfg, step)
             w = sample_windows(ids, cfg.batch, cfg.model.n_ctx + 1, g)
             k = round(cfg.batch * float(cfg.extra.get("repeat_fraction", 0.0)))
-            if k:  # these rows repeat their first half: text that recurs inside one context
-                half = (cfg.model.n_ctx + 1) // 2
-                w[:k, half : 2 * half] = w[:k, :half]
+            if k:  # text that recurs inside one context
+                repeat_passages(w, k, g, mode=cfg.extra.get("repeat_mode", "half"))
             logits = model(w[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
