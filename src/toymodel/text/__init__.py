@@ -11,6 +11,8 @@ What lives here:
 * :mod:`.lm`        language-model configs, the seeded resumable training loop, shipped weights.
 * :mod:`.findings`  per-head statistics the language lessons show (copying, OV promotions, bigrams,
   skip-trigrams with held-out tests).
+* :mod:`.two_layer` the two-layer measurements: previous-token and induction heads, the loss on a
+  repeated sequence, K-composition against its random baseline, and mean ablation.
 
 Imports: this subpackage may import the core of ``toymodel`` (model, circuits, composition,
 induction,
