@@ -285,6 +285,11 @@ def test_a_copying_score_of_one_does_not_mean_every_token_raises_its_own_logit()
     lesson = nbformat.read(ROOT / "notebooks" / "05_at_scale.ipynb", as_version=4)
     text = flat(" ".join(c.source for c in lesson.cells if c.cell_type == "markdown"))
     assert wrong not in text and "positive real axis" in text
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):  # no lesson says it either
+        nb = nbformat.read(path, as_version=4)
+        text = flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+        for claim in (wrong, "raises that same token's logit"):
+            assert claim not in text, (path.name, claim)
     assert wrong not in flat(circuits.copying_score.__doc__)
     alts = " ".join(str(c.metadata.get("mystnb", {})) for c in lesson.cells)
     assert "raises it" not in alts
