@@ -20,41 +20,18 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from toymodel.induction import head_scores  # noqa: E402
 from toymodel.model import ModelConfig  # noqa: E402
-from toymodel.text import corpus, lm  # noqa: E402
+from toymodel.text import corpus, lm, two_layer  # noqa: E402
 from toymodel.text import tokenizer as T  # noqa: E402
 
 CSV = ROOT / "benchmarks" / "lm_two_layer_search.csv"
 FIELDS = ["run", "step", "tokens", "seconds", "train_loss", "held_out_loss", "prev_token",
           "induction", "loss_first", "loss_second", "n_ctx", "lr", "batch", "repeat", "d_model",
           "repeat_mode", "heads"]
-
-
-def repeated(d_vocab: int, eos: int, half: int, n: int = 32, seed: int = 7) -> torch.Tensor:
-    """``[n, 1 + 2 half]``: EOS, then ``half`` random tokens, then the same tokens again."""
-    g = torch.Generator().manual_seed(seed)
-    r = torch.randint(0, d_vocab - 1, (n, half), generator=g)
-    r = r + (r >= eos).long()  # never the EOS token
-    return torch.cat([torch.full((n, 1), eos), r, r], dim=1)
-
-
-@torch.no_grad()
-def measure(model, eos: int) -> dict:
-    half = min(50, (model.cfg.n_ctx - 1) // 2)
-    x = repeated(model.cfg.d_vocab, eos, half)
-    logits, pattern = model.run_with_pattern(x)
-    s = head_scores(pattern)
-    loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none").mean(0)
-    return {"prev_token": round(float(s.previous_token[0].max()), 4),
-            "induction": round(float(s.induction[1].max()), 4),
-            "loss_first": round(float(loss[1:half].mean()), 4),
-            "loss_second": round(float(loss[half + 1 :].mean()), 4)}
 
 
 def main(argv=None):
@@ -87,8 +64,7 @@ def main(argv=None):
             rows = [r for r in csv.DictReader(f) if r["run"] != a.name]
 
     def callback(model, step):
-        m = measure(model, eos)
-        return m
+        return two_layer.training_probe(model, eos)
 
     def record(log):
         with open(CSV, "w", newline="") as f:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from toymodel.text import corpus, lm, tokenizer  # noqa: E402
+from toymodel.text import corpus, lm, tokenizer, two_layer  # noqa: E402
+
+
+def _probe(model, step, eos):
+    return two_layer.training_probe(model, eos)
 
 
 def main(argv=None):
@@ -57,6 +62,10 @@ def main(argv=None):
         if args.steps is not None:
             cfg = dataclasses.replace(cfg, steps=args.steps)
         t = time.perf_counter()
+        probe = None
+        if cfg.model.n_layers == 2:  # the log dates the induction phase change
+            probe = functools.partial(_probe, eos=tok.token_to_id(tokenizer.EOS))
+
         model, log = lm.train_lm(
             cfg,
             train_ids,
@@ -64,6 +73,7 @@ def main(argv=None):
             run_dir=corpus.cache_dir() / "runs",
             resume=not args.fresh,
             threads=args.threads,
+            callback=probe,
         )
         lm.save_lm(model, cfg, data / f"lm_{name}.safetensors", log=log)
         print(

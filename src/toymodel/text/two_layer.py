@@ -8,6 +8,7 @@ For a two-layer :class:`~toymodel.model.AttentionOnlyTransformer` ``model`` (row
 * :func:`copy_losses`          the next-token loss on the first and on the second copy.
 * :func:`measure`              every score at once, a :class:`Induction` record.
 * :func:`ablated`              the same measurements with one head's output replaced by its mean.
+* :func:`training_probe`       the few numbers a training log records, to date the phase change.
 
 The induction, duplicate-token and previous-token scores on ``EOS, r, r`` are those of
 :func:`toymodel.induction.head_scores`; the K-composition scores and their random baseline are
@@ -32,6 +33,7 @@ __all__ = [
     "Induction",
     "measure",
     "ablated",
+    "training_probe",
 ]
 
 
@@ -73,7 +75,7 @@ def text_previous_token(model, ids, n: int = 32, seed: int = 1234) -> np.ndarray
 
 
 def _losses(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """``[pos - 1]``: the loss of predicting token ``p + 1`` at position ``p``, mean over the batch."""
+    """``[pos - 1]``: the loss of predicting token ``p + 1`` at position ``p``, batch mean."""
     return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none").mean(0)
 
 
@@ -92,7 +94,8 @@ class Induction:
     """The two-layer measurements (numpy arrays; heads on the last axis).
 
     Attributes:
-        previous_token: ``[n_layers, n_heads]`` on ``EOS, r, r`` (destination ``p``, source ``p - 1``).
+        previous_token: ``[n_layers, n_heads]`` on ``EOS, r, r`` (destination ``p``, source
+            ``p - 1``).
         text_previous_token: ``[n_layers, n_heads]`` on held-out text, or ``None``.
         induction: ``[n_layers, n_heads]`` on the second copy (source: the token after the
             current token's first occurrence).
@@ -124,7 +127,7 @@ def _run(model, tokens, hooks=None):
 
 
 def measure(model, tokens: torch.Tensor, held_ids=None) -> Induction:
-    """Every score of :class:`Induction` for ``model`` on ``tokens`` from :func:`repeated_random`."""
+    """Every score of :class:`Induction` for ``model`` on ``tokens`` (:func:`repeated_random`)."""
     _check(model)
     half = (tokens.shape[1] - 1) // 2
     logits, pattern = _run(model, tokens)
@@ -163,3 +166,21 @@ def ablated(model, tokens: torch.Tensor, layer: int, head: int) -> dict:
     first, second = copy_losses(_losses(logits, tokens), half)
     return {"induction": head_scores(pattern).induction[1].numpy(),
             "loss_first": first, "loss_second": second}
+
+
+def training_probe(model, eos: int) -> dict:
+    """What the training log of a two-layer model records every few hundred steps: the best
+    previous-token score of a layer-0 head and the best induction score of a layer-1 head on
+    ``EOS, r, r`` (50 random tokens, or fewer in a short context), and the mean loss on each
+    copy."""
+    half = min(50, (model.cfg.n_ctx - 1) // 2)
+    was_training = model.training
+    model.eval()
+    try:
+        m = measure(model, repeated_random(model.cfg.d_vocab, eos, half=half))
+    finally:
+        model.train(was_training)
+    return {"prev_token": round(float(m.previous_token[0].max()), 4),
+            "induction": round(float(m.induction[1].max()), 4),
+            "loss_first": round(m.loss_first, 4),
+            "loss_second": round(m.loss_second, 4)}
