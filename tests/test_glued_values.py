@@ -49,6 +49,19 @@ def m():
     return glued("02_one_layer_model.ipynb")
 
 
+@pytest.fixture(scope="module")
+def mb():
+    """Lesson 02b (editing the circuits) glues the keys of its edits."""
+    return glued("02b_editing_circuits.ipynb")
+
+
+def test_each_key_of_lesson_02_lives_in_one_notebook(m, mb):
+    edits = {"m_perm_follow", "m_perm_pattern_maxdiff", "m_neg_min_frac", "m_rank_gap",
+             "m_rank_table_exact", "m_rank_model_right"}
+    assert set(mb) == edits
+    assert not set(m) & edits and {"m_accuracy", "m_d_head", "m_closed_form_err"} <= set(m)
+
+
 def test_worked_example_values(we):
     ex, masked = run(), run(causal=True)
     assert we["we_d_model"] == we["we_d_head"] == 4
@@ -85,19 +98,19 @@ def test_model_measurements(m):
     assert m["m_copying_score"] >= 0.9 and m["m_ov_top1"] >= 0.9 and m["m_qk_spearman"] >= 0.95
 
 
-def test_model_experiments(m):
+def test_model_experiments(m, mb):
     model, task = toymodel.load_pretrained("max"), get_task("max")
     data = held_out(task, n=m["m_n_test"], seed=EVAL_SEED)
     tokens, targets = data.tokens, data.targets
     assert (m["m_n_drawn"], m["m_n_seen"]) == (data.n_drawn, data.n_seen)
     perm = experiments.random_permutation(task.n_numbers, seed=0)
     follow = experiments.agreement(experiments.permute_outputs(model, perm), tokens, perm[targets])
-    assert m["m_perm_follow"] == pytest.approx(follow, abs=DECISIONS) and follow >= 0.95
-    assert m["m_perm_pattern_maxdiff"] == 0.0
+    assert mb["m_perm_follow"] == pytest.approx(follow, abs=DECISIONS) and follow >= 0.95
+    assert mb["m_perm_pattern_maxdiff"] == 0.0
     mins = tokens[:, :-1].min(dim=1).values
     negated = experiments.negate_qk(model)
     neg = experiments.agreement(negated, tokens, mins, score_hook=experiments.block_query_self)
-    assert m["m_neg_min_frac"] == pytest.approx(neg, abs=DECISIONS) and neg >= 0.95
+    assert mb["m_neg_min_frac"] == pytest.approx(neg, abs=DECISIONS) and neg >= 0.95
     direct = experiments.direct_path_accuracy(model, tokens, targets)
     assert m["m_direct_path_acc"] == pytest.approx(direct, abs=DECISIONS)
     assert 0 <= m["m_closed_form_err"] < 1e-5
@@ -107,14 +120,14 @@ def test_model_experiments(m):
     assert float(err) < 1e-5
 
 
-def test_model_ov_truncation(m):
+def test_model_ov_truncation(m, mb):
     model, task = toymodel.load_pretrained("max"), get_task("max")
     data = held_out(task, n=m["m_n_test"], seed=EVAL_SEED)
     sweep = experiments.ov_rank_sweep(model, task, data.tokens, data.targets)
     assert sweep[0].rank == 0  # an all-zero table: every row ties, so its top-1 means nothing
     sweep = [p for p in sweep if p.rank > 0]
     gap = max(abs(p.accuracy - p.ov_top1) for p in sweep)
-    assert m["m_rank_gap"] == pytest.approx(gap, abs=1e-12) and gap < 0.1
-    assert m["m_rank_table_exact"] == min(p.rank for p in sweep if p.ov_top1 == 1.0)
-    assert m["m_rank_model_right"] == min(p.rank for p in sweep if p.accuracy >= 0.99)
-    assert m["m_rank_table_exact"] < m["m_d_head"]
+    assert mb["m_rank_gap"] == pytest.approx(gap, abs=1e-12) and gap < 0.1
+    assert mb["m_rank_table_exact"] == min(p.rank for p in sweep if p.ov_top1 == 1.0)
+    assert mb["m_rank_model_right"] == min(p.rank for p in sweep if p.accuracy >= 0.99)
+    assert mb["m_rank_table_exact"] < m["m_d_head"]

@@ -121,6 +121,31 @@ assert _stats.copying_score > 0.9  # again a copier
 assert evaluate(first, first_task) >= 0.99
 """,
     ("02_one_layer_model.ipynb", 2): """
+assert int(two.sum()) >= 100 and pairs.shape == (int(two.sum()), 2)
+assert float((pairs.min(dim=1).values / pairs.max(dim=1).values).min()) > 0.8  # nearly even
+_single = float(weights[one][is_max[one]].mean())
+assert abs(float(pairs.sum(dim=1).mean()) - _single) < 0.05  # the pair gets what one copy gets
+assert experiments.agreement(model, tokens[two], targets[two]) >= 0.99  # still right
+_lines = _out.strip().splitlines()
+assert f"{pairs.mean():.2f}" in _lines[0] and f"{_single:.2f}" in _lines[0]
+""",
+    ("02_one_layer_model.ipynb", 3): """
+_scale = float(big_eigs.abs().max())
+assert len(big_eigs) == n and len(small_eigs) == model.cfg.d_head
+assert float(nearest.max()) < 1e-9 * _scale  # every small eigenvalue is one of the big table's
+assert len(rest) == n - model.cfg.d_head and float(rest.abs().max()) < 1e-9 * _scale  # zeros
+""",
+    ("02b_editing_circuits.ipynb", 1): """
+assert bool((runner_up >= 0).all())  # every held-out list has a runner-up
+_up = experiments.agreement(model, tokens, runner_up, score_hook=hide_the_max)
+_top = experiments.agreement(model, tokens, targets, score_hook=hide_the_max)
+assert _up >= 0.95 and _top <= 0.01  # the runner-up on (nearly) every list, practically never the max
+assert f"{_up:.4f}" in _out and f"{_top:.4f}" in _out
+with torch.no_grad():
+    _, _p = model.run_with_pattern(tokens, score_hook=hide_the_max)
+assert float((_p[:, 0, -1, : task.list_len] * (lists == targets[:, None])).sum()) == 0.0  # hidden
+""",
+    ("02b_editing_circuits.ipynb", 2): """
 assert float(_out.strip()) == evaluate(both, task) == accuracy
 with torch.no_grad():
     assert torch.equal(both(tokens[:1000]), model(tokens[:1000]))  # exactly the trained model
@@ -128,7 +153,7 @@ with torch.no_grad():
     _neg_k.W_K.neg_()
     assert torch.equal(_neg_k(tokens[:1000]), negated(tokens[:1000]))  # same as negating W_Q
 """,
-    ("02_one_layer_model.ipynb", 3): """
+    ("02b_editing_circuits.ipynb", 3): """
 _rows = [line.split() for line in _out.strip().splitlines()]
 _acc = {float(c): float(a) for c, a in _rows}
 assert list(_acc) == [1, 0.3, 0.1, 0.03, 0]
@@ -151,7 +176,7 @@ assert f"{below:.0%}" in _out
 assert float(moved[ml, mh]) == float(moved.max())
 assert abs(rho) <= 1
 """,
-    ("02_one_layer_model.ipynb", 4): """
+    ("02b_editing_circuits.ipynb", 4): """
 assert float(_out.strip()) == accuracy  # by construction: every answer moved
 _lst = torch.tensor([[n - 1, 3, 5, 0, 7, 2, task.query_token]])
 assert int(shifted(_lst)[0, -1].argmax()) == 0
@@ -219,10 +244,11 @@ def test_solution_parser():
 
 def test_the_lessons_have_code_solutions():
     names = {c.values[0].name for c in _cases()}
-    assert {"01_worked_example.ipynb", "02_one_layer_model.ipynb"} <= names
+    assert {"01_worked_example.ipynb", "02_one_layer_model.ipynb", "02b_editing_circuits.ipynb"} <= names
 
 
-@pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb"])
+@pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb",
+                                    "02b_editing_circuits.ipynb"])
 def test_every_code_solution_of_the_lessons_has_a_check(lesson):
     nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
     unchecked = [s.exercise for s in solutions(nb, lesson) if (lesson, s.exercise) not in CHECKS]

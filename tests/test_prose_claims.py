@@ -339,10 +339,10 @@ def test_the_left_eigenvector_reading_is_called_a_heuristic_and_explained_by_the
     assert "heuristic" in text and r"\sum_k \lambda_k = \sum_s M_{ss}" in text
 
 
-def test_lesson_02_says_negation_needs_the_self_block_to_find_the_minimum():
+def test_lesson_02b_says_negation_needs_the_self_block_to_find_the_minimum():
     import nbformat
 
-    lesson = nbformat.read(ROOT / "notebooks" / "02_one_layer_model.ipynb", as_version=4)
+    lesson = nbformat.read(ROOT / "notebooks" / "02b_editing_circuits.ipynb", as_version=4)
     goals = flat(lesson.cells[0].source)
     assert "turns a max-finder into a min-finder." not in goals
     assert "blocks the query's attention to itself" in goals

@@ -264,7 +264,7 @@ def test_qk_negation_moves_attention_and_leaves_ov(model, task, variant, blocked
 
 
 @pytest.mark.parametrize("name, lesson", [("worked_example_explorer", widgets.LESSON_01),
-                                          ("head_explorer", widgets.LESSON_02)])
+                                          ("head_explorer", widgets.LESSON_02B)])
 def test_static_site_shows_a_figure_and_a_colab_line(monkeypatch, name, lesson):
     monkeypatch.setenv("TOYMODEL_STATIC_SITE", "1")
     shown = []

@@ -5,7 +5,7 @@ so the explorers work in Google Colab (ipywidgets 7.7.1) and in Jupyter with ipy
 they show comes from :mod:`toymodel.views.explore`; this module only wires controls to it and draws.
 
 * :func:`worked_example_explorer` -- lesson 01.
-* :func:`head_explorer` -- lesson 02.
+* :func:`head_explorer` -- lesson 02b (editing the circuits).
 
 Each explorer is a ``VBox`` with named controls (``.scale``, ``.causal``, ``.numbers``, ...).
 Changing a control's ``.value`` recomputes at once: ``.view`` holds the new
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 LESSON_01 = "notebooks/01_worked_example.ipynb"
-LESSON_02 = "notebooks/02_one_layer_model.ipynb"
+LESSON_02B = "notebooks/02b_editing_circuits.ipynb"  # the head explorer's lesson
 
 
 def static_site() -> bool:
@@ -293,6 +293,6 @@ def head_explorer(task_name: str = "max"):
         subj = explore.subject(task_name)
         first = explore.example_lists(task=subj.task)[0]
         view = explore.head_view(first, "trained", subj)
-        _show_static(head_figure(view, subj.task.n_numbers), LESSON_02)
+        _show_static(head_figure(view, subj.task.n_numbers), LESSON_02B)
         return None
     return HeadExplorer(task_name)
