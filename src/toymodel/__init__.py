@@ -24,6 +24,7 @@ The lessons' subjects and tools:
 
 * :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object;
 * :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other;
+* :mod:`toymodel.at_scale` -- every head of a language model at once (the book's models, GPT-2);
 * :mod:`toymodel.views` -- figures, explorers (widgets) and the website's plotly figures;
 * :mod:`toymodel.grading` -- the assignments' checks: a shared core and one module per assignment;
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.

@@ -175,7 +175,8 @@ def attention_block(w: dict, layer: int, resid_pre):
     """One attention layer of GPT-2 computed with the book's functions and the mapped weights.
 
     Args:
-        w: the dict of :func:`gpt2_weights` (folded or not).
+        w: the dict of :func:`gpt2_weights` (folded or not), or of
+            :func:`toymodel.text.lm.lm_weights` (no ``ln_eps``: no LayerNorm is applied).
         layer: which layer.
         resid_pre: the residual stream entering the layer, ``[n_pos, d_model]`` or
             ``[batch, n_pos, d_model]``.
@@ -185,9 +186,10 @@ def attention_block(w: dict, layer: int, resid_pre):
         and what the layer adds to the residual stream ``[(batch,) n_pos, d_model]``.
     """
     x = resid_pre
-    mean = x.mean(-1, keepdim=True)
-    var = x.var(-1, keepdim=True, unbiased=False)
-    x = (x - mean) / torch.sqrt(var + w["ln_eps"])
+    if "ln_eps" in w:  # GPT-2: the layer reads LN(x); a model without LayerNorm reads x
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        x = (x - mean) / torch.sqrt(var + w["ln_eps"])
     if "ln1_w" in w:
         x = x * w["ln1_w"][layer] + w["ln1_b"][layer]
     x = x.unsqueeze(-3)  # [..., 1, n_pos, d_model]: broadcast over heads
