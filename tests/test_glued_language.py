@@ -10,8 +10,8 @@ equal, and are rerun under ``ATEN_CPU_CAPABILITY=default`` by ``make other-kerne
 """
 
 import pytest
-
 from test_glued_values import DECISIONS, glued
+
 from toymodel import at_scale
 from toymodel.text import corpus, findings, lm
 from toymodel.text import tokenizer as T

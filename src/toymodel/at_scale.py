@@ -21,9 +21,9 @@ inside the functions that need them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -275,7 +275,7 @@ def random_heads_baseline(w: dict, n: int = 200, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     d_model, d_head = w["W_V"].shape[-2:]
     g = torch.Generator().manual_seed(seed)
-    V = torch.randn(n, d_model, d_head, generator=g, dtype=torch.float64)
-    O = torch.randn(n, d_head, d_model, generator=g, dtype=torch.float64)
+    rand_V = torch.randn(n, d_model, d_head, generator=g, dtype=torch.float64)
+    rand_O = torch.randn(n, d_head, d_model, generator=g, dtype=torch.float64)
     E, U = w["W_E"].double().cpu(), w["W_U"].double().cpu()
-    return circuits.copying_score(E, V, O, U)
+    return circuits.copying_score(E, rand_V, rand_O, U)
