@@ -1,5 +1,8 @@
-"""toymodel.at_scale: one loader for the book's language models and GPT-2, and the per-head
-statistics of the at-scale lesson; and the lesson's GPT-2 switch, run offline on a small GPT-2.
+"""The at-scale lesson's tools and its GPT-2 switch.
+
+``toymodel.hf.load_language_model``: one loader for the book's language models and GPT-2;
+``toymodel.experiments.head_stats``: the statistics of every head; and lesson 05 with
+``REAL_GPT2 = True``, run offline on a small GPT-2.
 
 Nothing is downloaded: GPT-2 is a small configuration with seeded random weights saved in a
 temporary folder, and stands in for the real weights only in these tests.
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from toymodel import at_scale, circuits
+from toymodel import circuits, experiments, hf
 from toymodel.text import findings, lm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +26,7 @@ SNIPPET = "    def get(self, request):\n        return self.render(request)\n"
 
 @pytest.fixture(scope="module")
 def one():
-    return at_scale.load("one_layer")
+    return hf.load_language_model("one_layer")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def gpt2_folder(tmp_path_factory):
 
 
 def test_shipped_models_are_the_files_that_exist():
-    names = at_scale.shipped_language_models()
+    names = hf.shipped_language_models()
     assert names[0] == "one_layer"
     assert names == [n for n in lm.CONFIGS if lm.lm_path(n).is_file()]
 
@@ -51,17 +54,17 @@ def test_book_model_loads_in_the_gpt2_layout(one):
 
 def test_the_weight_check_reproduces_the_book_model_and_catches_a_wrong_weight(one):
     tokens = torch.tensor([one.encode(SNIPPET)])
-    assert at_scale.check_weights(one, tokens) < 1e-5
+    assert hf.check_weights(one, tokens) < 1e-5
     saved = one.weights32["W_O"].clone()
     try:
         one.weights32["W_O"][0, 3] *= 1.5  # a wrong mapping of one head
-        assert at_scale.check_weights(one, tokens) > 1e-2
+        assert hf.check_weights(one, tokens) > 1e-2
     finally:
         one.weights32["W_O"].copy_(saved)
 
 
 def test_head_stats_equal_the_language_lesson_and_a_direct_computation(one):
-    s = at_scale.head_stats(one.weights)
+    s = experiments.head_stats(one.weights)
     scores, _ = findings.copying_scores(one.model)  # lesson 04's own route
     np.testing.assert_allclose(s["copying"].numpy(), scores, atol=1e-9)
     w = one.weights
@@ -80,39 +83,39 @@ def test_head_stats_equal_the_language_lesson_and_a_direct_computation(one):
 
 
 def test_head_stats_extremes_and_bad_input(one):
-    s = at_scale.head_stats(one.weights, top1_heads="extremes")
+    s = experiments.head_stats(one.weights, top1_heads="extremes")
     assert int(torch.isfinite(s["ov_top1"]).sum()) == 2
     best = divmod(int(s["copying"].flatten().argmax()), 8)
     assert torch.isfinite(s["ov_top1"][best])
     with pytest.raises(ValueError, match="top1_heads"):
-        at_scale.head_stats(one.weights, top1_heads="some")
+        experiments.head_stats(one.weights, top1_heads="some")
     with pytest.raises(ValueError, match="W_pos"):
-        at_scale.head_stats({k: v for k, v in one.weights.items() if k != "W_pos"})
+        experiments.head_stats({k: v for k, v in one.weights.items() if k != "W_pos"})
     with pytest.raises(ValueError, match="n_layers, n_heads"):
-        at_scale.head_stats({**one.weights, "W_V": one.weights["W_V"][0]})
+        experiments.head_stats({**one.weights, "W_V": one.weights["W_V"][0]})
     with pytest.raises(ValueError, match="unknown model"):
-        at_scale.load("three_layer")
+        hf.load_language_model("three_layer")
     with pytest.raises(TypeError):
-        at_scale.load(1)
+        hf.load_language_model(1)
     with pytest.raises(ValueError, match="positive integer"):
-        at_scale.random_heads_baseline(one.weights, n=0)
+        experiments.random_heads_baseline(one.weights, n=0)
 
 
 def test_random_heads_sit_near_zero_and_are_seeded(one):
-    a = at_scale.random_heads_baseline(one.weights, n=100, seed=3)
-    b = at_scale.random_heads_baseline(one.weights, n=100, seed=3)
+    a = experiments.random_heads_baseline(one.weights, n=100, seed=3)
+    b = experiments.random_heads_baseline(one.weights, n=100, seed=3)
     assert torch.equal(a, b) and a.shape == (100,)
     assert abs(float(a.mean())) < 0.05 and float(a.abs().max()) < 0.6
-    assert float(at_scale.head_stats(one.weights)["copying"].max()) > float(a.max())
+    assert float(experiments.head_stats(one.weights)["copying"].max()) > float(a.max())
 
 
 def test_gpt2_goes_through_the_same_interface(gpt2_folder):
-    g = at_scale.load("gpt2", path=gpt2_folder)
+    g = hf.load_language_model("gpt2", path=gpt2_folder)
     assert g.is_gpt2 and (g.n_layers, g.n_heads, g.d_vocab) == (12, 12, 2000)
     tokens = torch.tensor([g.encode(SNIPPET)])
     assert 0 <= int(tokens.max()) < g.d_vocab
-    assert at_scale.check_weights(g, tokens) < 1e-4
-    s = at_scale.head_stats(g.weights, top1_heads="extremes")
+    assert hf.check_weights(g, tokens) < 1e-4
+    s = experiments.head_stats(g.weights, top1_heads="extremes")
     direct = circuits.copying_score(g.weights["W_E"], g.weights["W_V"], g.weights["W_O"],
                                     g.weights["W_U"])
     torch.testing.assert_close(s["copying"], direct)
@@ -128,9 +131,9 @@ def test_the_lesson_runs_with_the_gpt2_switch(gpt2_folder):
     setup = next(c for c in nb.cells if c.get("id") == "g3-setup")
     assert "REAL_GPT2 = False" in setup.source
     setup.source = setup.source.replace("REAL_GPT2 = False", "REAL_GPT2 = True") + (
-        "\nfrom toymodel import at_scale as _a\n_load = _a.load\n"
-        f"_a.load = lambda name, path=None, device='cpu': _load(name, {str(gpt2_folder)!r} "
-        "if name == 'gpt2' else path, device)\n")
+        "\n_load = hf.load_language_model\n"
+        "hf.load_language_model = lambda name, path=None, device='cpu': _load(\n"
+        f"    name, {str(gpt2_folder)!r} if name == 'gpt2' else path, device)\n")
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(LESSON.parent)}}).execute()
     out = {c.get("id"): "".join(o.get("text", "") for o in c.get("outputs", []))

@@ -12,7 +12,7 @@ equal, and are rerun under ``ATEN_CPU_CAPABILITY=default`` by ``make other-kerne
 import pytest
 from test_glued_values import DECISIONS, glued
 
-from toymodel import at_scale
+from toymodel import experiments, hf
 from toymodel.text import corpus, findings, lm
 from toymodel.text import tokenizer as T
 
@@ -89,14 +89,14 @@ def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, one, ids):
 
 def test_lesson_05_ran_offline_on_every_shipped_language_model(g5):
     names = g5["sc_models"].split(", ")
-    assert names == at_scale.shipped_language_models()  # re-execute the lesson after shipping one
+    assert names == hf.shipped_language_models()  # re-execute the lesson after shipping one
     assert "gpt2" not in names  # the committed page is the offline one
 
 
-@pytest.mark.parametrize("name", at_scale.shipped_language_models())
+@pytest.mark.parametrize("name", hf.shipped_language_models())
 def test_lesson_05_statistics_of_every_head(g5, name):
-    m = at_scale.load(name)
-    s = at_scale.head_stats(m.weights)
+    m = hf.load_language_model(name)
+    s = experiments.head_stats(m.weights)
     scores = s["copying"]
     k = f"sc_{name}_"
     assert g5[k + "n_heads"] == m.n_layers * m.n_heads == scores.numel()
@@ -110,7 +110,7 @@ def test_lesson_05_statistics_of_every_head(g5, name):
     assert g5[k + "pos_self_min"] == pytest.approx(float(s["pos_self"].min()), abs=DECISIONS)
     assert g5[k + "top1_over_chance"] == pytest.approx(float(s["ov_top1"].max()) * m.d_vocab,
                                                      abs=DECISIONS * m.d_vocab)
-    base = at_scale.random_heads_baseline(m.weights, n=200, seed=0)
+    base = experiments.random_heads_baseline(m.weights, n=200, seed=0)
     assert g5[k + "random_copy_max"] == pytest.approx(float(base.max()), abs=WEIGHTS)
     assert g5[k + "n_above_random"] == int((scores > base.max()).sum())
 
