@@ -47,7 +47,7 @@ unit: $(TEST_STAMP)
 # (docs-dev/KERNEL_SPREAD.md; tests/test_kernels.py checks the setting took effect).
 KERNEL_TESTS := tests/test_kernels.py tests/test_train.py tests/test_induction.py tests/test_widgets.py \
 	tests/test_webfigs.py tests/test_glued_values.py tests/test_glued_composition.py \
-	tests/test_experiments.py tests/test_lesson_solutions.py
+	tests/test_experiments.py tests/test_lesson_solutions.py tests/test_glued_language.py
 other-kernels: $(TEST_STAMP)
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(KERNEL_TESTS) notebooks --nbval-lax \
 	  --nbval-current-env -p no:cacheprovider

@@ -171,10 +171,13 @@ assert abs(eigenvalue_sum.imag.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
     ("05_at_scale.ipynb", 2): """
 assert 0 <= below <= 1 and len(sample) >= 100
 assert f"{below:.0%}" in _out
+assert name == "one_layer" and float(scores[bottom_head]) > 0  # the lowest score, still positive
 """,
     ("05_at_scale.ipynb", 3): """
-assert float(moved[ml, mh]) == float(moved.max())
-assert abs(rho) <= 1
+assert on_self.shape == (m.n_heads,) and f"{on_self[0]:.2f}" in _out
+assert bool((stats[name]["pos_self"] > 0.5).all())  # by position alone: the present token
+assert float(on_self.max()) < 0.5  # on text no head puts even half its weight there
+torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
 """,
     ("02b_editing_circuits.ipynb", 4): """
 assert float(_out.strip()) == accuracy  # by construction: every answer moved
@@ -248,7 +251,7 @@ def test_the_lessons_have_code_solutions():
 
 
 @pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb",
-                                    "02b_editing_circuits.ipynb"])
+                                    "02b_editing_circuits.ipynb", "05_at_scale.ipynb"])
 def test_every_code_solution_of_the_lessons_has_a_check(lesson):
     nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
     unchecked = [s.exercise for s in solutions(nb, lesson) if (lesson, s.exercise) not in CHECKS]

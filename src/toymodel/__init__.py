@@ -18,12 +18,14 @@ Models and what they learn:
 * :mod:`toymodel.checkpoint` -- safetensors checkpoints and the shipped trained models (``data/``);
 * :mod:`toymodel.tasks` -- sequence tasks made from a seed (max of a list, copy the first token);
 * :mod:`toymodel.induction` -- a task that needs induction, the two-layer model, head detectors;
-* :mod:`toymodel.hf` -- a ``transformers`` GPT-2 with the book's names (imported lazily).
+* :mod:`toymodel.hf` -- a ``transformers`` GPT-2 with the book's names (imported lazily), and one
+  loader for it and the book's language models.
 
 The lessons' subjects and tools:
 
 * :mod:`toymodel.worked_example` -- the 4-dimensional worked example, every quantity in one object;
-* :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other;
+* :mod:`toymodel.experiments` -- edit one circuit of a trained model and measure the other; the
+  statistics of every head of a language model;
 * :mod:`toymodel.views` -- figures, explorers (widgets) and the website's plotly figures;
 * :mod:`toymodel.grading` -- the assignments' checks: a shared core and one module per assignment;
 * :mod:`toymodel.book` -- :func:`glue`, which works with or without myst-nb.

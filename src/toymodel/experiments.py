@@ -15,6 +15,14 @@ construction, for any weights; the others are predictions of the circuit story t
 * :func:`negate_qk` negates ``W_Q``, hence ``W_QK``: the head now prefers the keys it used to
   avoid. With :func:`block_query_self` (the query may not attend to itself, which the trained head
   never does anyway) it looks for the smallest number, and the untouched OV circuit copies it.
+
+Measurements of every head of a language model at once (the at-scale lesson), from weights in the
+layout of :func:`toymodel.hf.gpt2_weights`:
+
+* :func:`head_stats` copying score, OV top-1, the token QK diagonal z-score and where the
+  positional QK circuit points, for every head of every layer.
+* :func:`random_heads_baseline` copying scores of random ``W_V``, ``W_O`` on a model's own
+  embedding and unembedding: what a head that learned nothing scores.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ __all__ = [
     "circuit_stats",
     "direct_path_accuracy",
     "agreement",
+    "head_stats",
+    "random_heads_baseline",
 ]
 
 
@@ -226,3 +236,78 @@ def agreement(model, tokens, answers, score_hook=None) -> float:
     with torch.no_grad():
         pred = model(tokens, score_hook)[:, -1].argmax(-1).cpu()
     return float((pred == answers).double().mean())
+
+
+@torch.no_grad()
+def head_stats(w: dict, top1_heads="all", n_pos: int | None = None) -> dict:
+    """Weights-only statistics of every head, each ``[n_layers, n_heads]`` float64.
+
+    Args:
+        w: weights in the layout of :func:`toymodel.hf.gpt2_weights` (float64 recommended).
+        top1_heads: ``"all"``, ``"extremes"`` (the heads with the highest and the lowest
+            copying score) or a list of ``(layer, head)`` for which to compute OV top-1 (it
+            costs ``d_vocab^2 d_head`` per head at worst; the others get NaN).
+        n_pos: positions of the positional QK table (default: all of ``W_pos``).
+
+    Returns:
+        dict with ``"copying"`` (copying score), ``"ov_top1"`` (fraction of tokens whose own
+        logit tops their row of the full OV circuit), ``"qk_self_z"`` (a token's QK score for
+        itself minus the mean score, in standard deviations of the full QK circuit), and, from
+        the positional QK table ``(W_pos W_Q + b_Q)(W_pos W_K + b_K)^T`` with sources up to the
+        destination: ``"pos_self"`` and ``"pos_prev"``, the fractions of destinations ``p >= 1``
+        whose best source is ``p`` itself and ``p - 1``.
+    """
+    for key in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"):
+        if key not in w:
+            raise ValueError(f"weights need {key!r} (the layout of hf.gpt2_weights)")
+    W_V = w["W_V"]
+    if W_V.ndim != 4:
+        raise ValueError(f"W_V must be [n_layers, n_heads, d_model, d_head], got {list(W_V.shape)}")
+    L, H = W_V.shape[:2]
+    E, U = w["W_E"], w["W_U"]
+    out = {"copying": circuits.copying_score(E, W_V, w["W_O"], U)}
+    if top1_heads == "all":
+        out["ov_top1"] = circuits.ov_top1_accuracy(E, W_V, w["W_O"], U)
+    else:
+        if top1_heads == "extremes":
+            order = torch.as_tensor(out["copying"]).flatten().argsort(descending=True)
+            top1_heads = [divmod(int(order[0]), H), divmod(int(order[-1]), H)]
+        elif isinstance(top1_heads, str):
+            raise ValueError(f"top1_heads must be 'all', 'extremes' or a list of (layer, head), "
+                             f"got {top1_heads!r}")
+        top1 = torch.full((L, H), float("nan"), dtype=torch.float64)
+        for layer, head in top1_heads:
+            top1[layer, head] = circuits.ov_top1_accuracy(E, W_V[layer, head],
+                                                          w["W_O"][layer, head], U)
+        out["ov_top1"] = top1
+    out["qk_self_z"] = circuits.qk_diagonal_stats(E, w["W_Q"], w["W_K"])["diag_zscore"]
+    P = w["W_pos"] if n_pos is None else w["W_pos"][:n_pos]
+    n = P.shape[0]
+    future = torch.ones(n, n, dtype=torch.bool, device=P.device).triu(1)
+    dest = torch.arange(1, n, device=P.device)
+    pos_self = torch.empty(L, H, dtype=torch.float64)
+    pos_prev = torch.empty(L, H, dtype=torch.float64)
+    zeros = torch.zeros(L, H, W_V.shape[-1], dtype=P.dtype, device=P.device)
+    b_Q, b_K = w.get("b_Q", zeros), w.get("b_K", zeros)
+    for layer in range(L):
+        q = P @ w["W_Q"][layer] + b_Q[layer][:, None]  # [n_heads, n, d_head]
+        k = P @ w["W_K"][layer] + b_K[layer][:, None]
+        best = (q @ k.transpose(-1, -2)).masked_fill(future, float("-inf"))[:, 1:].argmax(-1)
+        pos_self[layer] = (best == dest).double().mean(-1).cpu()
+        pos_prev[layer] = (best == dest - 1).double().mean(-1).cpu()
+    out["pos_self"], out["pos_prev"] = pos_self, pos_prev
+    return {k: torch.as_tensor(v, dtype=torch.float64).cpu() for k, v in out.items()}
+
+
+@torch.no_grad()
+def random_heads_baseline(w: dict, n: int = 200, seed: int = 0) -> torch.Tensor:
+    """Copying scores ``[n]`` of heads with Gaussian random ``W_V``, ``W_O`` (of the model's
+    ``d_model``, ``d_head``) on the model's own ``W_E`` and ``W_U``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    d_model, d_head = w["W_V"].shape[-2:]
+    g = torch.Generator().manual_seed(seed)
+    rand_V = torch.randn(n, d_model, d_head, generator=g, dtype=torch.float64)
+    rand_O = torch.randn(n, d_head, d_model, generator=g, dtype=torch.float64)
+    E, U = w["W_E"].double().cpu(), w["W_U"].double().cpu()
+    return circuits.copying_score(E, rand_V, rand_O, U)

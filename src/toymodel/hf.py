@@ -20,18 +20,28 @@ be folded into a fixed matrix.
 
 Only the embeddings, the attention layers and the unembedding are mapped (the MLPs are not).
 ``transformers`` is imported inside the functions, never by ``import toymodel``.
+
+One interface for GPT-2 and the book's own language models (the at-scale lesson runs on both):
+:func:`load_language_model` returns a :class:`LanguageModel` (weights in the layout of
+:func:`gpt2_weights`, a name for every token, ``encode``, and a forward pass of the model's own
+code that records what enters and leaves each attention layer); :func:`check_weights` recomputes
+every layer from the mapped weights; :func:`shipped_language_models` names the book's models whose
+weights ship. The book's models come from :mod:`toymodel.text.lm` (imported inside the functions).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import circuits
 
-__all__ = ["save_small_gpt2", "load_gpt2", "load_tokenizer", "gpt2_weights", "attention_block"]
+__all__ = ["save_small_gpt2", "load_gpt2", "load_tokenizer", "gpt2_weights", "attention_block",
+           "shipped_language_models", "LanguageModel", "load_language_model", "check_weights"]
 
 
 def save_small_gpt2(path, *, seed: int = 0, n_layer: int = 2, n_head: int = 4, n_embd: int = 32,
@@ -175,7 +185,8 @@ def attention_block(w: dict, layer: int, resid_pre):
     """One attention layer of GPT-2 computed with the book's functions and the mapped weights.
 
     Args:
-        w: the dict of :func:`gpt2_weights` (folded or not).
+        w: the dict of :func:`gpt2_weights` (folded or not), or of
+            :func:`toymodel.text.lm.lm_weights` (no ``ln_eps``: no LayerNorm is applied).
         layer: which layer.
         resid_pre: the residual stream entering the layer, ``[n_pos, d_model]`` or
             ``[batch, n_pos, d_model]``.
@@ -185,9 +196,10 @@ def attention_block(w: dict, layer: int, resid_pre):
         and what the layer adds to the residual stream ``[(batch,) n_pos, d_model]``.
     """
     x = resid_pre
-    mean = x.mean(-1, keepdim=True)
-    var = x.var(-1, keepdim=True, unbiased=False)
-    x = (x - mean) / torch.sqrt(var + w["ln_eps"])
+    if "ln_eps" in w:  # GPT-2: the layer reads LN(x); a model without LayerNorm reads x
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        x = (x - mean) / torch.sqrt(var + w["ln_eps"])
     if "ln1_w" in w:
         x = x * w["ln1_w"][layer] + w["ln1_b"][layer]
     x = x.unsqueeze(-3)  # [..., 1, n_pos, d_model]: broadcast over heads
@@ -199,3 +211,168 @@ def attention_block(w: dict, layer: int, resid_pre):
     z = pattern @ v  # [..., n_heads, n_pos, d_head]
     out = (z @ w["W_O"][layer]).sum(-3) + w["b_O"][layer]
     return pattern, out
+
+
+def shipped_language_models() -> list[str]:
+    """Names of the book's language models whose weights ship with the package."""
+    from .text import lm  # inside the functions: text imports the models, not hf
+
+    return [name for name in lm.CONFIGS if lm.lm_path(name).is_file()]
+
+
+@dataclass
+class LanguageModel:
+    """A language model behind the one interface the lesson uses.
+
+    Attributes:
+        name: ``"one_layer"``, ``"two_layer"``, ``"gpt2"`` (or the folder GPT-2 came from).
+        label: a sentence naming the model, for the page.
+        model: the underlying module (``AttentionOnlyTransformer`` or ``GPT2LMHeadModel``).
+        weights: float64 CPU tensors in the layout of :func:`gpt2_weights` (plus
+            the float ``ln_eps`` for GPT-2), LayerNorm folded.
+        weights32: the same in the model's own precision and device (for the forward check).
+        token_names: ``[d_vocab]`` readable strings, one per token id.
+        encode: text -> list of token ids.
+        record: token ids ``[batch, pos]`` -> ``{"resid": [...], "pattern": [...], "out":
+            [...]}``, one entry per layer, from the model's own forward pass.
+        is_gpt2: whether this is a ``transformers`` GPT-2.
+    """
+
+    name: str
+    label: str
+    model: object
+    weights: dict
+    weights32: dict
+    token_names: list
+    encode: Callable
+    record: Callable
+    is_gpt2: bool
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.weights["W_V"].shape[0])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.weights["W_V"].shape[1])
+
+    @property
+    def d_model(self) -> int:
+        return int(self.weights["W_E"].shape[1])
+
+    @property
+    def d_head(self) -> int:
+        return int(self.weights["W_V"].shape[-1])
+
+    @property
+    def d_vocab(self) -> int:
+        return int(self.weights["W_E"].shape[0])
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.weights["W_pos"].shape[0])
+
+    def shape_line(self) -> str:
+        return (f"{self.n_layers} layer{'s' if self.n_layers > 1 else ''} x {self.n_heads} heads, "
+                f"d_model = {self.d_model}, d_head = {self.d_head}, d_vocab = {self.d_vocab}, "
+                f"context {self.n_ctx}")
+
+
+def _float64_cpu(w: dict) -> dict:
+    return {k: (v.detach().double().cpu() if torch.is_tensor(v) else v) for k, v in w.items()}
+
+
+def load_language_model(name: str, path=None, device: str = "cpu") -> LanguageModel:
+    """Load a book language model (a name of :data:`toymodel.text.lm.CONFIGS`) or GPT-2.
+
+    Args:
+        name: ``"one_layer"``, ``"two_layer"`` (the book's shipped models) or ``"gpt2"``.
+        path: for ``"gpt2"``, a local folder to load instead of downloading the real weights
+            (for example one written by :func:`save_small_gpt2`); for a book model,
+            a language-model file other than the shipped one.
+        device: where the model runs (``"cpu"`` or ``"cuda"``).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if name == "gpt2":
+        return _load_gpt2(path, device)
+    from .text import lm  # inside the functions: text imports the models, not hf
+    from .text import tokenizer as T
+
+    if name not in lm.CONFIGS:
+        raise ValueError(f"unknown model {name!r}; expected 'gpt2' or one of {sorted(lm.CONFIGS)}")
+    model = lm.load_lm(name, path=path).to(device)
+    tok = T.load_tokenizer()
+    w32 = lm.lm_weights(model)
+    c = model.cfg
+
+    @torch.no_grad()
+    def record(tokens):
+        _, cache = model.run_with_cache(torch.as_tensor(tokens).to(device))
+        resid = [cache[f"blocks.{i}.hook_resid_pre"] for i in range(c.n_layers)]
+        after = resid[1:] + [cache["hook_resid_final"]]
+        return {"resid": resid,
+                "pattern": [cache[f"blocks.{i}.attn.hook_pattern"] for i in range(c.n_layers)],
+                "out": [b - a for a, b in zip(resid, after, strict=True)]}
+
+    layers = f"{c.n_layers}-layer" if c.n_layers > 1 else "one-layer"
+    label = (f"the book's {layers} language model {name!r} ({c.n_heads} heads per layer, "
+             f"trained on Python source and documentation)")
+    return LanguageModel(name, label, model, _float64_cpu(w32), w32, T.token_strings(tok),
+                  lambda text: tok.encode(text).ids, record, False)
+
+
+def _load_gpt2(path, device) -> LanguageModel:
+    source = "gpt2" if path is None else str(path)
+    model = load_gpt2(source, device=device)
+    w32 = gpt2_weights(model)
+    if path is None:
+        tokenizer = load_tokenizer("gpt2")
+        names = [tokenizer.decode([i]) for i in range(model.config.vocab_size)]
+        encode = tokenizer.encode
+        label = "the real GPT-2 Small (gpt2 from Hugging Face)"
+    else:  # a local folder, usually without a tokenizer: token ids stand for tokens
+        names = [f"tok{i}" for i in range(model.config.vocab_size)]
+        g = torch.Generator().manual_seed(1)
+
+        def encode(text):
+            return torch.randint(0, model.config.vocab_size, (len(text) // 4 + 1,),
+                                 generator=g).tolist()
+
+        label = f"a GPT-2 loaded from the folder {Path(source).name!r}"
+
+    @torch.no_grad()
+    def record(tokens):
+        seen = {"resid": [], "out": [], "pattern": []}
+
+        def before_block(module, args, kwargs):
+            seen["resid"].append(args[0] if args else kwargs["hidden_states"])
+
+        def after_attention(module, args, output):
+            seen["out"].append(output[0])
+            seen["pattern"].append(output[1])
+
+        blocks = model.transformer.h
+        hooks = [b.register_forward_pre_hook(before_block, with_kwargs=True) for b in blocks]
+        hooks += [b.attn.register_forward_hook(after_attention) for b in blocks]
+        try:
+            model(torch.as_tensor(tokens).to(device))
+        finally:
+            for h in hooks:
+                h.remove()
+        return seen
+
+    return LanguageModel(source, label, model, _float64_cpu(w32), w32, names, encode, record, True)
+
+
+def check_weights(m: LanguageModel, tokens) -> float:
+    """Largest difference, over layers, between the model's own attention patterns and layer
+    outputs on ``tokens [batch, pos]`` and those recomputed from ``m.weights32`` by
+    :func:`attention_block`."""
+    seen = m.record(tokens)
+    worst = 0.0
+    for layer in range(m.n_layers):
+        pattern, out = attention_block(m.weights32, layer, seen["resid"][layer])
+        worst = max(worst, float((pattern - seen["pattern"][layer]).abs().max()),
+                    float((out - seen["out"][layer]).abs().max()))
+    return worst

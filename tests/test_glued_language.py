@@ -1,0 +1,129 @@
+"""The values the language lessons glue equal what the package computes now.
+
+Lesson 04 (``lm1_*``, the one-layer language model) and lesson 05 (``sc_*``, every head of the
+book's language models): each glued number of the committed notebooks is recomputed from the
+package and compared within the tolerances of ``docs-dev/KERNEL_SPREAD.md``. Statistics of the
+weights alone are float64 products of the shipped float32 weights (the same on every CPU to about
+1e-15: abs 1e-6 here); fractions of argmax decisions allow one printed unit (1e-3); counts of
+decisions made through a float32 forward pass (skip-trigrams confirmed in held-out text) must be
+equal, and are rerun under ``ATEN_CPU_CAPABILITY=default`` by ``make other-kernels``.
+"""
+
+import pytest
+from test_glued_values import DECISIONS, glued
+
+from toymodel import experiments, hf
+from toymodel.text import corpus, findings, lm
+from toymodel.text import tokenizer as T
+
+WEIGHTS = 1e-6  # weight statistics in float64 (KERNEL_SPREAD: glued weight statistics)
+
+
+@pytest.fixture(scope="module")
+def g4():
+    return glued("04_language_one_layer.ipynb")
+
+
+@pytest.fixture(scope="module")
+def g5():
+    return glued("05_at_scale.ipynb")
+
+
+@pytest.fixture(scope="module")
+def one():
+    return lm.load_lm("one_layer")
+
+
+@pytest.fixture(scope="module")
+def ids():
+    try:
+        corpus.fetch_archive()
+    except RuntimeError as err:  # no package index here
+        pytest.skip(f"corpus not reachable: {err}")
+    tok = T.load_tokenizer()
+    return tok, lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 04: the one-layer language model
+# --------------------------------------------------------------------------------------------
+
+
+def test_lesson_04_glues_every_key_the_contract_lists(g4):
+    assert set(g4) == {"lm1_n_heads", "lm1_n_copying", "lm1_best_copy", "lm1_bigram_hit",
+                       "lm1_bigram_chance", "lm1_n_trigrams", "lm1_n_confirmed"}
+
+
+def test_lesson_04_copying_heads(g4, one):
+    scores, _ = findings.copying_scores(one)
+    scores = scores[0]
+    assert g4["lm1_n_heads"] == one.cfg.n_heads == len(scores)
+    assert g4["lm1_n_copying"] == int((scores > 0).sum())
+    # glued rounded to 2 decimals: the recomputed maximum rounds to it
+    assert g4["lm1_best_copy"] == pytest.approx(float(scores.max()), abs=0.005 + WEIGHTS)
+    assert g4["lm1_n_copying"] > g4["lm1_n_heads"] / 2  # what the lesson's summary says
+
+
+def test_lesson_04_direct_path_is_a_bigram_table(g4, one, ids):
+    _, train, _ = ids
+    counts = findings.bigram_counts(train, one.cfg.d_vocab)
+    check = findings.bigram_check(one, counts, n_tokens=200, top=5)
+    # glued as whole percents; the hit rate is a fraction of argmax decisions
+    assert g4["lm1_bigram_hit"] == pytest.approx(100 * check["in_corpus_top"], abs=0.5 + 100 * DECISIONS)
+    assert g4["lm1_bigram_chance"] == round(100 * check["chance"])  # counts only: exact
+    assert g4["lm1_bigram_hit"] > 5 * g4["lm1_bigram_chance"]
+
+
+def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, one, ids):
+    tok, train, held = ids
+    results = findings.lifts(one, train, held, exclude=[tok.token_to_id(T.EOS)])
+    assert g4["lm1_n_trigrams"] == len(results)
+    assert g4["lm1_n_confirmed"] == sum(findings.confirmed(r) for _, r in results)
+    assert g4["lm1_n_confirmed"] >= 3
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 05: every head of the book's language models
+# --------------------------------------------------------------------------------------------
+
+
+def test_lesson_05_ran_offline_on_every_shipped_language_model(g5):
+    names = g5["sc_models"].split(", ")
+    assert names == hf.shipped_language_models()  # re-execute the lesson after shipping one
+    assert "gpt2" not in names  # the committed page is the offline one
+
+
+@pytest.mark.parametrize("name", hf.shipped_language_models())
+def test_lesson_05_statistics_of_every_head(g5, name):
+    m = hf.load_language_model(name)
+    s = experiments.head_stats(m.weights)
+    scores = s["copying"]
+    k = f"sc_{name}_"
+    assert g5[k + "n_heads"] == m.n_layers * m.n_heads == scores.numel()
+    assert g5[k + "n_copying"] == int((scores > 0).sum())
+    best = divmod(int(scores.flatten().argmax()), m.n_heads)
+    assert g5[k + "best_head"] == f"L{best[0]}H{best[1]}"
+    assert g5[k + "best_copy"] == pytest.approx(float(scores.max()), abs=WEIGHTS)
+    assert g5[k + "worst_copy"] == pytest.approx(float(scores.min()), abs=WEIGHTS)
+    assert g5[k + "qk_self_z_min"] == pytest.approx(float(s["qk_self_z"].min()), abs=WEIGHTS)
+    assert g5[k + "ov_top1_max"] == pytest.approx(float(s["ov_top1"].max()), abs=DECISIONS)
+    assert g5[k + "pos_self_min"] == pytest.approx(float(s["pos_self"].min()), abs=DECISIONS)
+    assert g5[k + "top1_over_chance"] == pytest.approx(float(s["ov_top1"].max()) * m.d_vocab,
+                                                     abs=DECISIONS * m.d_vocab)
+    base = experiments.random_heads_baseline(m.weights, n=200, seed=0)
+    assert g5[k + "random_copy_max"] == pytest.approx(float(base.max()), abs=WEIGHTS)
+    assert g5[k + "n_above_random"] == int((scores > base.max()).sum())
+
+
+def test_lesson_05_agrees_with_lesson_04_on_the_one_layer_model(g4, g5):
+    assert g5["sc_one_layer_n_heads"] == g4["lm1_n_heads"]
+    assert g5["sc_one_layer_n_copying"] == g4["lm1_n_copying"]
+    assert round(g5["sc_one_layer_best_copy"], 2) == g4["lm1_best_copy"]
+
+
+def test_lesson_05_claims_about_the_one_layer_model(g5):
+    """What the lesson's markdown says of the one-layer model, on the glued values."""
+    assert g5["sc_one_layer_n_copying"] > g5["sc_one_layer_n_heads"] / 2
+    assert g5["sc_one_layer_n_above_random"] > g5["sc_one_layer_n_heads"] / 2
+    assert 5 < g5["sc_one_layer_top1_over_chance"] and g5["sc_one_layer_ov_top1_max"] < 0.05
+    assert g5["sc_one_layer_pos_self_min"] > 0.5 and g5["sc_one_layer_qk_self_z_min"] > 0
