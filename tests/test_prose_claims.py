@@ -390,3 +390,126 @@ def test_assignment_3_counts_the_position_token_term_in_a_keys_score():
     pos_tok = w["W_pos"][-1] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
     np.testing.assert_allclose(grading.key_token_score(m, 8, 8),
                                grading.query_row(m, 8, 8) + pos_tok[:8])
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 22, pedagogy 1: say each thing once. One home per point, every other page links to it.
+# ---------------------------------------------------------------------------------------------
+
+
+def lesson_markdown(stem: str) -> str:
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    return flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+
+
+LESSONS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+def holders(pattern: re.Pattern, *, lessons: bool = True) -> list[str]:
+    """The pages (and, with ``lessons``, the lessons' markdown) whose flattened text matches."""
+    found = [p.name for p in PAGES if pattern.search(flat(p.read_text(encoding="utf-8")))]
+    if lessons:
+        found += [f"{s}.ipynb" for s in LESSONS if pattern.search(lesson_markdown(s))]
+    return found
+
+
+def labelled_heading(text: str, label: str) -> str:
+    """The heading (or first line) directly under the MyST target ``(label)=``."""
+    m = re.search(rf"^\({re.escape(label)}\)=\s*\n(.+)$", text, re.MULTILINE)
+    assert m, f"no target ({label})="
+    return m.group(1)
+
+
+def test_the_layernorm_caveat_has_one_home_and_the_others_link_to_it():
+    assert labelled_heading(page("side_by_side"), "layernorm-caveat") == "## What LayerNorm changes"
+    home = section(page("side_by_side"), "What LayerNorm changes")
+    assert "standard deviation" in home and "**two** such scales" in home
+    assert "inverse temperature" in home and "final LayerNorm" in home
+    # the mechanism (centre, divide by the standard deviation, fold the gain) is told there only
+    mechanism = re.compile(r"subtracts (?:each|the|its) [^.]{0,40}mean|divides? by (?:its|that "
+                           r"position's) standard deviation|inverse temperature|can be folded into")
+    assert holders(mechanism) == ["side_by_side.md"], holders(mechanism)
+    for name in ("residual_stream", "one_layer_model"):
+        assert "<layernorm-caveat>`" in flat(page(name)), f"{name} should link to the caveat"
+    assert "side_by_side.html#layernorm-caveat" in lesson_markdown("03_two_layers")
+
+
+def test_the_one_layer_closed_form_is_derived_in_its_chapter_only():
+    assert labelled_heading(page("one_layer_model"), "closed-form") == "## The closed form"
+    derivation = re.compile(r"T\(X\) \\;=\\; X")  # the displayed equation, not the recaps
+    assert holders(derivation, lessons=False) == ["one_layer_model.md"]
+    assert "<closed-form>`" in flat(page("two_jobs")), "two_jobs should point forward to it"
+    assert "<closed-form>`" in flat(page("why_it_matters"))
+
+
+def test_why_relabelling_w_u_is_forced_is_argued_in_the_one_layer_chapter_only():
+    text = page("one_layer_model")
+    assert labelled_heading(text, "relabel-by-construction") == "## An edit whose outcome is forced"
+    home = section(text, "An edit whose outcome is forced")
+    for point in ("touches $W_U$ and nothing else", "never contain $W_U$", "by construction",
+                  "for any weights"):
+        assert point in home, point
+    argument = re.compile(r"(?:every|each) logit vector is (?:then )?the old one")
+    assert holders(argument, lessons=False) == ["one_layer_model.md"], holders(argument, lessons=False)
+    assert "Be precise about what" not in flat(page("why_it_matters"))
+    assert "<relabel-by-construction>`" in section(page("why_it_matters"),
+                                                   "Testing the claims by editing one circuit")
+
+
+def test_the_ov_transpose_warning_has_its_home_on_the_notation_page():
+    assert labelled_heading(page("notation"), "ov-transpose").startswith(
+        "**The OV circuit comes out transposed.**")
+    reading = re.compile(r"row is the output logit and the column the attended token")
+    assert holders(reading) == ["notation.md"], holders(reading)
+    for name in ("ov_circuit", "composition"):
+        assert "<ov-transpose>`" in flat(page(name)), f"{name} should link to the warning"
+    # the OV chapter's warning box is one sentence and a link, not a second derivation
+    box = re.search(r"```\{admonition\} Check the convention before you read a row\n(.*?)```",
+                    page("ov_circuit"), re.DOTALL)
+    assert box and flat(box.group(1)).count(". ") == 0 and "<ov-transpose>`" in box.group(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 22, pedagogy 2 and 3: code early; each interactive figure in the chapter that discusses it
+# ---------------------------------------------------------------------------------------------
+
+FRONT_MATTER = "---\njupytext:\n"
+
+
+def code_cells(text: str) -> list[str]:
+    return re.findall(r"^```\{code-cell\} ipython3\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("name, call, label", [
+    ("two_jobs", "webfigs.worked_example_figure()", "worked-example-figure"),
+    ("one_layer_model", "webfigs.trained_model_figure()", "trained-model-figure"),
+])
+def test_each_interactive_figure_sits_in_its_chapter_once(name, call, label):
+    text = page(name)
+    assert text.startswith(FRONT_MATTER), f"{name}.md must be a MyST notebook to draw the figure"
+    assert any(call in cell for cell in code_cells(text)), f"{name}.md does not draw {call}"
+    assert f"({label})=" in text
+    others = [p.name for p in PAGES if p.stem != name and call in p.read_text(encoding="utf-8")]
+    assert others == [], f"{call} is drawn on other pages too: {others}"
+    assert f"<{label}>`" in page("interactive"), f"the index page does not link {label}"
+
+
+def test_the_interactive_page_is_only_an_index():
+    text = page("interactive")
+    assert not text.startswith(FRONT_MATTER) and code_cells(text) == []
+    assert "{doc}`two_jobs`" in text and "{doc}`one_layer_model`" in text
+
+
+def test_code_appears_in_the_first_chapter_and_the_roadmap_says_so():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    first = toc["parts"][0]["chapters"][0]["file"]
+    text = (ROOT / f"{first}.md").read_text(encoding="utf-8")
+    assert text.startswith(FRONT_MATTER) and code_cells(text), f"{first} runs no code"
+    cell = code_cells(text)[0]
+    assert "print(" in cell and "assert " in cell  # shows an output and checks it
+    intro = flat(page("intro"))
+    assert "Code comes early." in intro and "first notebook to run yourself" in intro

@@ -96,6 +96,18 @@ def test_trained_model_looks_at_and_copies_the_largest_number(tm_data):
     assert (tm_data["ov_logits"].argmax(axis=1) == targets).mean() >= 0.8
 
 
+def test_on_every_list_of_the_figure_the_head_looks_at_and_pushes_the_largest_number(tm_data):
+    # book/one_layer_model.md says so of the lists the figure shows ("On each of these lists ...")
+    tokens, targets = tm_data["tokens"], tm_data["targets"]
+    looked_at = tokens[np.arange(len(tokens)), tm_data["query_scores"][:, :-1].argmax(axis=1)]
+    np.testing.assert_array_equal(looked_at, targets)
+    np.testing.assert_array_equal(tm_data["ov_logits"].argmax(axis=1), targets)
+    from pathlib import Path
+
+    chapter = (Path(__file__).resolve().parents[1] / "book" / "one_layer_model.md").read_text()
+    assert "On each of these lists the query's highest score goes to the largest number" in chapter
+
+
 def test_trained_model_figure_frames_hold_the_data(tm_data):
     fig = webfigs.trained_model_figure()
     assert len(fig.frames) == len(tm_data["tokens"])

@@ -10,7 +10,9 @@ import pytest
 from .conftest import SITE, built_pages, open_page
 
 PAGES = built_pages()
-INTERACTIVE = "book/interactive.html"
+INDEX = "book/interactive.html"  # the index page: links to where each figure lives
+# each interactive figure sits in the chapter that discusses it
+FIGURE_PAGES = {"worked-example": "book/two_jobs.html", "trained-model": "book/one_layer_model.html"}
 
 
 _DROPDOWN = re.compile(r'class="(?:[^"]* )?(?:sd-dropdown|toggle)(?: [^"]*)?"')
@@ -100,20 +102,48 @@ def _move_slider(page, div_id: str, step: int, n_steps: int) -> dict:
     return page.evaluate(_STATE, div_id)
 
 
+def _figure_page(browser, base_url, name):
+    path = FIGURE_PAGES[name]
+    if path not in PAGES:
+        pytest.fail(f"{path} was not built")
+    page, log = open_page(browser, base_url, path)
+    page.wait_for_selector(f"#plotly-{name} .slider-rail-rect")
+    return page, log
+
+
 @pytest.fixture
-def interactive_page(browser, base_url):
-    if INTERACTIVE not in PAGES:
-        pytest.fail(f"{INTERACTIVE} was not built")
-    page, log = open_page(browser, base_url, INTERACTIVE)
-    page.wait_for_selector("#plotly-worked-example .slider-rail-rect")
+def worked_example_page(browser, base_url):
+    page, log = _figure_page(browser, base_url, "worked-example")
     yield page, log
     page.context.close()
 
 
-def test_worked_example_figure_follows_its_slider(interactive_page):
+@pytest.fixture
+def trained_model_page(browser, base_url):
+    page, log = _figure_page(browser, base_url, "trained-model")
+    yield page, log
+    page.context.close()
+
+
+def test_the_index_page_links_to_each_figure_where_it_lives(browser, base_url):
+    if INDEX not in PAGES:
+        pytest.fail(f"{INDEX} was not built")
+    page, log = open_page(browser, base_url, INDEX)
+    try:
+        assert page.locator(".plotly-graph-div").count() == 0, "the index page draws a figure"
+        hrefs = [a.get_attribute("href") or "" for a in page.locator("article a[href]").all()]
+        for name, path in FIGURE_PAGES.items():
+            target = f"{path.removeprefix('book/')}#{name}-figure"
+            assert target in hrefs, (target, hrefs)
+        assert not log.console_errors and not log.page_errors and not log.outside
+    finally:
+        page.context.close()
+
+
+def test_worked_example_figure_follows_its_slider(worked_example_page):
     from toymodel.views import webfigs
 
-    page, log = interactive_page
+    page, log = worked_example_page
     expected = webfigs.worked_example_data()
     start = page.evaluate(_STATE, "plotly-worked-example")
     k1 = int(np.argmin(np.abs(expected["scales"] - 1.0)))
@@ -130,10 +160,10 @@ def test_worked_example_figure_follows_its_slider(interactive_page):
     assert not log.console_errors and not log.page_errors and not log.outside
 
 
-def test_trained_model_figure_follows_its_slider(interactive_page):
+def test_trained_model_figure_follows_its_slider(trained_model_page):
     from toymodel.views import webfigs
 
-    page, log = interactive_page
+    page, log = trained_model_page
     expected = webfigs.trained_model_data()
     n = len(expected["tokens"])
     for step in (n - 1, 1, 0):
