@@ -44,7 +44,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=float, default=0.5)
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--repeat-mode", choices=["half", "random"], default="half")
+    ap.add_argument("--repeat-mode", choices=["half", "random", "random_tokens"], default="half")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)

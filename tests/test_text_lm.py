@@ -107,6 +107,13 @@ def test_repeat_passages_copy_a_passage_to_a_later_place():
     h = torch.arange(2 * 10).reshape(2, 10)
     lm.repeat_passages(h, 1, g, mode="half")
     assert torch.equal(h[0, 5:], h[0, :5])
+    r = torch.zeros(3, 64, dtype=torch.long)
+    lm.repeat_passages(r, 3, g, mode="random_tokens", d_vocab=50)
+    for row in r:  # a random passage, pasted twice into the (here all-zero) text
+        vals, counts = row[row != 0].unique(return_counts=True)
+        assert (counts % 2 == 0).all() and row.max() < 50 and (row != 0).sum() >= 8
+    with pytest.raises(ValueError, match="needs d_vocab"):
+        lm.repeat_passages(r, 1, g, mode="random_tokens")
     with pytest.raises(ValueError, match="repeat mode"):
         lm.repeat_passages(w, 1, g, mode="sometimes")
     with pytest.raises(ValueError, match="between 0 and 6"):

@@ -91,11 +91,18 @@ CONFIGS = {
         lr=3e-3,
         warmup=100,
     ),
+    # every training window repeats a passage of itself at a random later place (repeat_passages):
+    # text that recurs inside one context, so the induction circuit pays off sooner
+    # (benchmarks/lm_two_layer_search.md has the settings tried)
     "two_layer": LMConfig(
         "two_layer",
-        ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=256, seed=0, n_layers=2),
-        steps=20000,
-        lr=1e-3,
+        ModelConfig(d_vocab=2048, d_model=128, d_head=16, n_heads=8, n_ctx=128, seed=0, n_layers=2),
+        steps=3000,
+        batch=32,
+        lr=6e-3,
+        warmup=100,
+        save_every=250,
+        extra={"repeat_fraction": 1.0, "repeat_mode": "random"},
     ),
 }
 
@@ -127,12 +134,15 @@ def sample_windows(ids: torch.Tensor, n: int, length: int, g: torch.Generator) -
     return ids[starts[:, None] + torch.arange(length)]
 
 
-def repeat_passages(w: torch.Tensor, k: int, g: torch.Generator, mode: str = "half") -> None:
+def repeat_passages(w: torch.Tensor, k: int, g: torch.Generator, mode: str = "half",
+                    d_vocab: int | None = None) -> None:
     """Make the first ``k`` rows of the windows ``w`` ``[n, length]`` repeat a passage, in place.
 
     ``"half"``: the second half copies the first. ``"random"``: a passage of random length
     (``length // 8`` to ``length // 2`` tokens) at a random start is copied to a random later place,
     so where the copy sits says nothing about where its source is: only its content does.
+    ``"random_tokens"``: the same, but the passage is first replaced by random token ids below
+    ``d_vocab`` (a search setting: text with a random passage pasted twice into it).
     """
     n, length = w.shape
     if not 0 <= k <= n:
@@ -141,12 +151,16 @@ def repeat_passages(w: torch.Tensor, k: int, g: torch.Generator, mode: str = "ha
         half = length // 2
         w[:k, half : 2 * half] = w[:k, :half]
         return
-    if mode != "random":
-        raise ValueError(f"repeat mode must be 'half' or 'random', got {mode!r}")
+    if mode not in ("random", "random_tokens"):
+        raise ValueError(f"repeat mode must be 'half', 'random' or 'random_tokens', got {mode!r}")
+    if mode == "random_tokens" and not d_vocab:
+        raise ValueError("repeat mode 'random_tokens' needs d_vocab")
     for row in range(k):
         size = int(torch.randint(max(2, length // 8), length // 2 + 1, (1,), generator=g))
         src = int(torch.randint(0, length - 2 * size + 1, (1,), generator=g))
         dst = int(torch.randint(src + size, length - size + 1, (1,), generator=g))
+        if mode == "random_tokens":
+            w[row, src : src + size] = torch.randint(0, d_vocab, (size,), generator=g)
         w[row, dst : dst + size] = w[row, src : src + size].clone()
 
 
@@ -274,7 +288,8 @@ def train_lm(
             w = sample_windows(ids, cfg.batch, cfg.model.n_ctx + 1, g)
             k = round(cfg.batch * float(cfg.extra.get("repeat_fraction", 0.0)))
             if k:  # text that recurs inside one context
-                repeat_passages(w, k, g, mode=cfg.extra.get("repeat_mode", "half"))
+                repeat_passages(w, k, g, mode=cfg.extra.get("repeat_mode", "half"),
+                                d_vocab=cfg.model.d_vocab)
             logits = model(w[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
