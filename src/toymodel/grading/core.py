@@ -61,7 +61,8 @@ def _fail(message: str):
 
 
 def _not_answered(value) -> bool:
-    return value is Ellipsis or (isinstance(value, (list, tuple)) and Ellipsis in value)
+    return value is Ellipsis or (isinstance(value, (list, tuple))
+                                  and any(v is Ellipsis for v in value))
 
 
 def as_array(value, name: str) -> np.ndarray:
