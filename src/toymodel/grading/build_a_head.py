@@ -193,8 +193,8 @@ def check_strength_evidence(evidence, set_qk, set_ov, strengths, tokens, d_vocab
             _fail("weakest_position is still `...`: read it off the first row of your evidence.")
         if weakest_position not in worst:
             _fail(f"weakest_position = {weakest_position!r} does not follow from your evidence: "
-                  f"at strength {s[0]:.3g} the lowest accuracy, {low.min():.3g}, is at "
-                  f"position {worst[0]}" + (" (and others)" if len(worst) > 1 else "") + "; "
+                  f"at strength {s[0]:.3g} (the first row) the lowest accuracy is "
+                  f"{low.min():.3g}, and position {weakest_position!r} does not have it; "
                   "column k of the evidence is position k + 1.")
     if enough is not None or weakest_position is not None:
         full = [float(v) for v, row in zip(s, expected, strict=True) if row.min() == 1.0]
@@ -212,5 +212,6 @@ def check_strength_evidence(evidence, set_qk, set_ov, strengths, tokens, d_vocab
             except (TypeError, ValueError):
                 same = False
             if not same:
-                _fail(f"enough = {enough!r} does not follow from your evidence: the first row "
-                      f"whose accuracies are all 1 is that of strength {right:.3g}.")
+                _fail(f"enough = {enough!r} does not follow from your evidence: it should be "
+                      "the strength of the first row (the smallest strength) whose accuracies "
+                      "are all 1.")
