@@ -288,6 +288,11 @@ def solved_a4(built):
     return _solve(built, "a4_composition")
 
 
+@pytest.fixture(scope="module")
+def solved_a5(built):
+    return _solve(built, "a5_language_model")
+
+
 def test_otter_run_grades_a_submission_offline(built, tmp_path):
     """The grading route of the instructor page: `otter run` with the autograder zip, offline.
 
@@ -349,7 +354,7 @@ def test_colab_like_run_of_a_student_version(built, tmp_path, monkeypatch):
     ns, checks = run_notebook(built / name / "student" / f"{name}.ipynb", cwd=tmp_path)
     assert ns["grader"].interpreter is ocu.IPythonInterpreter.COLAB
     assert not (tmp_path / f"{name}.ipynb").exists()
-    assert sorted(checks) == [f"q{i}" for i in range(1, 7)]
+    assert sorted(checks) == [f"q{i}" for i in range(1, 8)]  # q8 is answered in words
     assert "W_QK is still `...`" in messages(checks["q1"])
 
 
@@ -490,6 +495,203 @@ def test_a4_rejects_wrong_answers(solved_a4):
 
 
 # --------------------------------------------------------------------------------------------
+# the open-ended questions: a hypothesis, evidence the student computes, words graded by hand
+# --------------------------------------------------------------------------------------------
+
+#: The auto-checked open-ended question of each assignment and the manual one after it.
+OPEN_ENDED = {"a1_head_by_hand": ("q7", "q8"), "a2_build_a_head": ("q6", "q7"),
+              "a3_read_a_trained_model": ("q6", "q7"), "a4_composition": ("q5", "q6"),
+              "a5_language_model": ("q5", "q6")}
+
+
+def _questions(master: Path) -> dict:
+    """``{name: (config text, [cells])}`` of a master's questions, in order."""
+    out, current = {}, None
+    for cell in json.loads(master.read_text())["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "raw" and src.startswith("# BEGIN QUESTION"):
+            current = re.search(r"name: (\w+)", src).group(1)
+            out[current] = (src, [])
+        elif cell["cell_type"] == "raw" and src.startswith("# END QUESTION"):
+            current = None
+        elif current:
+            out[current][1].append(cell)
+    return out
+
+
+def test_every_assignment_has_an_open_ended_item_with_a_rubric():
+    """Each assignment: a hypothesis question whose computed evidence is checked (public and
+    hidden checks, several hints), then a question answered in words (manual, with a reference
+    answer only in the autograder version), and a rubric row for it on the instructor page."""
+    assert sorted(OPEN_ENDED) == sorted(NAMES)
+    page = (ROOT / "book" / "instructor.md").read_text()
+    for name, (auto, words) in OPEN_ENDED.items():
+        qs = _questions(ASSIGNMENTS / f"{name}.ipynb")
+        config, cells = qs[auto]
+        prompt = "".join(cells[0]["source"])
+        assert "manual" not in config and "hypothesis" in prompt.lower(), name
+        assert prompt.count("<summary>Hint") >= 2, f"{name} {auto}: give two or more hints"
+        tests = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
+                 and re.search(r"def test_" + auto, "".join(c["source"]))]
+        assert any("# HIDDEN" in t for t in tests) and any("# HIDDEN" not in t for t in tests)
+        config, cells = qs[words]
+        assert "manual: true" in config, f"{name} {words} is graded by hand"
+        assert any(c["cell_type"] == "markdown" and "**Reference answer" in "".join(c["source"])
+                   for c in cells), f"{name} {words} has no reference answer for the grader"
+        assert f"| `{name}` {words} |" in page, f"no rubric row for {name} {words}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_answers_stay_in_the_autograder_version(built, name):
+    student = (built / name / "student" / f"{name}.ipynb").read_text()
+    autograder = (built / name / "autograder" / f"{name}.ipynb").read_text()
+    assert "Reference answer" not in student
+    assert "Reference answer" in autograder
+    assert "_Type your answer here, replacing this text._" in student
+
+
+def test_a1_open_ended_checks_the_evidence(solved_a1):
+    ns, tests = solved_a1
+    args = [ns[k] for k in ("x", "W_Q", "W_K")]
+    dest, src, factors = ns["dest"], ns["src"], ns["factors"]
+    assert ns["weight_rises"] is False  # the source is not the top of its row: its weight falls
+    both = grading.scaled_weights(*args, dest, src, factors, scale_keys=True)
+    assert_rejected(ns, tests, "q7", {"evidence": both}, "c^2")
+    flipped = grading.scaled_weights(*args, src, dest, factors)
+    assert_rejected(ns, tests, "q7", {"evidence": flipped}, "pattern[dest, src]")
+    rows = np.stack([grading.reference_pattern(ns["x"] @ (c * ns["W_Q"]) @ ns["W_K"].T @ ns["x"].T,
+                                               4)[dest] for c in factors])
+    assert_rejected(ns, tests, "q7", {"evidence": rows}, "whole row")
+    assert_rejected(ns, tests, "q7", {"weight_rises": True}, "does not follow from your evidence")
+    assert_rejected(ns, tests, "q7", {"weight_rises": "no"}, "True or False")
+    assert_rejected(ns, tests, "q7", {"dest": 0}, "one source only")
+    assert_rejected(ns, tests, "q7", {"dest": 1, "src": 2}, "masked")
+    assert_rejected(ns, tests, "q7", {"weight_vs_scale": lambda x, q, k, d, s, f: np.array([
+        grading.reference_pattern(x @ (c * q) @ k.T @ x.T, 1)[d, s] for c in f])},
+        "weight_vs_scale(")
+    # a student who picks the top source sees the weight rise: the check agrees
+    top = int(np.argmax(ns["scores"][dest]))
+    ev = grading.scaled_weights(*args, dest, top, factors)
+    grading.check_scale_evidence(ev, *args, dest, top, factors, True)
+
+
+def test_a2_open_ended_checks_the_evidence(solved_a2):
+    ns, tests = solved_a2
+    ev = np.asarray(ns["evidence"])
+    assert ev.shape == (len(ns["strengths"]), ns["C"] - 1) and ev[-1].min() == 1 > ev[0].min()
+    assert_rejected(ns, tests, "q6", {"evidence": ev.T}, "transposed")
+    with_zero = np.concatenate([np.ones((len(ev), 1)), ev], axis=1)
+    assert_rejected(ns, tests, "q6", {"evidence": with_zero}, "leave out position 0")
+    assert_rejected(ns, tests, "q6", {"evidence": 1 - ev}, "wrong predictions")
+    others = [p for p in range(1, ns["C"]) if ev[0, p - 1] > ev[0].min()]
+    assert_rejected(ns, tests, "q6", {"weakest_position": others[0]}, "does not follow")
+    assert_rejected(ns, tests, "q6", {"enough": float(ns["strengths"][-1])}, "does not follow")
+    assert_rejected(ns, tests, "q6", {"enough": None}, "does not follow")
+    assert_rejected(ns, tests, "q6", {"strengths": ns["strengths"][::-1]}, "increasing order")
+
+
+def test_a3_open_ended_checks_the_evidence(solved_a3):
+    import torch
+
+    ns, tests = solved_a3
+    model, lists = ns["model"], ns["my_lists"]
+    assert ns["supports"] is False  # on lists of large numbers the head misses the smallest
+    assert_rejected(ns, tests, "q6", {"on_min": grading.attention_on(model, lists, "max")},
+                    "*largest*")
+    assert_rejected(ns, tests, "q6", {"supports": True}, "does not follow from your evidence")
+    assert_rejected(ns, tests, "q6", {"my_lists": lists[:, :-1]}, "query token")
+    no_query = lists.clone()
+    no_query[:, -1] = 0
+    assert_rejected(ns, tests, "q6", {"my_lists": no_query}, "end with the query token")
+    assert_rejected(ns, tests, "q6", {"my_lists": lists[:10],
+                                      "on_min": grading.attention_on(model, lists[:10])},
+                    "at least 20")
+    # lists of small numbers support the hypothesis, and the check accepts that conclusion
+    g = torch.Generator().manual_seed(1)
+    small = torch.cat([torch.randint(0, 8, (50, 5), generator=g),
+                       torch.full((50, 1), ns["query"])], dim=1)
+    grading.check_min_attention(grading.attention_on(model, small), model, small,
+                                ns["task"].n_numbers, True)
+    assert_rejected(ns, tests, "q6", {"attention_on_min": lambda m, t: grading.attention_on(
+        m, t, "max")}, "attention_on_min(")
+
+
+def test_a4_open_ended_checks_the_evidence(solved_a4):
+    ns, tests = solved_a4
+    model, tokens = ns["model"], ns["tokens"]
+    ind, base = np.asarray(ns["ind_scores"]), np.asarray(ns["control_scores"])
+    assert np.all(ind > 2 * base) and ns["induction_heads"] == list(range(model.cfg.n_heads))
+    dup = grading.layer_offset_scores(model, tokens, shift=0)
+    assert_rejected(ns, tests, "q5", {"ind_scores": dup}, "duplicate-token")
+    assert_rejected(ns, tests, "q5", {"ind_scores": grading.layer_offset_scores(
+        model, tokens, layer=0)}, "layer 0")
+    assert_rejected(ns, tests, "q5", {"control_scores": ind}, "other set of sequences")
+    assert_rejected(ns, tests, "q5", {"induction_heads": [0]}, "does not follow")
+    assert_rejected(ns, tests, "q5", {"ind_scores": ind[:1]}, "shape")
+    assert_rejected(ns, tests, "q5", {"induction_score": lambda p: grading.offset_score_of(p, 0)},
+                    "duplicate token")
+
+
+def test_a5_rejects_wrong_answers(solved_a5):
+    ns, tests = solved_a5
+    model, head, A, freq = ns["model"], ns["HEAD"], ns["A"], ns["frequent"]
+    qk = grading.lm_full_qk(model, head)
+    assert_rejected(ns, tests, "q1", {"full_qk": grading.lm_full_qk(model, head, "none")},
+                    "mean of W_pos")
+    assert_rejected(ns, tests, "q1", {"full_qk": qk.T}, "transposed")
+    assert_rejected(ns, tests, "q1", {"full_qk_of": lambda m, h: ns["full_qk_of"](m, h).T},
+                    "full_qk_of(")
+    ov = grading.lm_full_ov(model, head)
+    assert_rejected(ns, tests, "q2", {"full_ov": ov.T}, "transposed")
+    assert_rejected(ns, tests, "q2", {"full_ov": grading.lm_full_ov(model, head + 1)},
+                    f"not of head {head}")
+    b, c = ns["b"], ns["c"]
+    assert (b, c) == grading.read_trigram_of(model, head, A, freq)
+    keep = [int(t) for t in freq if t != A]
+    by_column = keep[int(np.argmax(qk[keep, A]))]
+    assert by_column != b
+    assert_rejected(ns, tests, "q3", {"b": by_column}, "A's row")
+    full = [int(t) for t in freq]
+    from_a = full[int(np.argmax(ov[A, full]))]
+    assert from_a != c
+    assert_rejected(ns, tests, "q3", {"c": from_a}, "read B's row")
+    w, p = ns["windows"], ns["prob_c"]
+    assert ns["raised"] is True and grading.raised_by(ns["lift"])
+    for slip, phrase in (("anywhere", "*earlier*"), ("late", "one position late"),
+                         ("swap", "swapped"), ("here", "next token")):
+        assert_rejected(ns, tests, "q4", {"lift": grading.lift_of(w, p, A, b, c, slip)}, phrase)
+    assert_rejected(ns, tests, "q4", {"lift": list(ns["lift"].values())}, "should be a dict")
+    assert_rejected(ns, tests, "q4", {"raised": False}, "does not follow from your evidence")
+    # the student's own skip-trigram
+    assert_rejected(ns, tests, "q5", {"my_trigram": (head, A, b, c)}, "question 3")
+    low = int(np.argmin(qk[A, keep]))
+    assert_rejected(ns, tests, "q5", {"my_trigram": (head, A, keep[low], c)}, "do not suggest")
+    assert_rejected(ns, tests, "q5", {"my_trigram": (99, A, b, c)}, "out of range")
+    assert_rejected(ns, tests, "q5", {"my_raised": not ns["my_raised"]}, "does not follow")
+    mh, ma, mb, mc = ns["my_trigram"]
+    wrong = grading.lift_of(*ns["next_token_probs"](mc), ma, mb, mc, "late")
+    assert_rejected(ns, tests, "q5", {"my_lift": wrong}, "one position late")
+
+
+def test_a5_rare_tokens_are_not_evidence():
+    """A triple the weights support but whose tokens are too rare in the held-out text is
+    refused with a message that says so (the held-out split comes from the corpus cache)."""
+    from toymodel.text import lm
+
+    model = lm.load_lm("one_layer")
+    held = lm.token_ids("held_out")[:32_768]
+    seen = np.bincount(held.astype(np.int64), minlength=model.cfg.d_vocab)
+    rare_a = int(np.argsort(seen, kind="stable")[0])  # a token the held-out text lacks
+    assert seen[rare_a] < 30
+    qk, ov = grading.lm_full_qk(model, 0), grading.lm_full_ov(model, 0)
+    cand = np.arange(model.cfg.d_vocab)
+    b = int(next(t for t in np.argsort(-qk[rare_a], kind="stable") if t != rare_a))
+    c = int(np.argmax(ov[b]))
+    with pytest.raises(grading.CheckFailed, match="choose more frequent tokens"):
+        grading.check_own_trigram((0, rare_a, b, c), {}, True, model, held, cand)
+
+
+# --------------------------------------------------------------------------------------------
 # the check helpers themselves
 # --------------------------------------------------------------------------------------------
 
@@ -609,5 +811,5 @@ def test_master_markdown_follows_the_book_rules(name):
         assert text.count("<details>") == text.count("</details>")
     prompts = ["".join(c["source"]) for c in cells
                if c["cell_type"] == "markdown" and "*Learning goal:*" in "".join(c["source"])]
-    assert prompts and all("<summary>Hint</summary>" in p and "*Difficulty:*" in p
+    assert prompts and all(re.search(r"<summary>Hint( \d)?</summary>", p) and "*Difficulty:*" in p
                            and "*Estimated time:*" in p for p in prompts)

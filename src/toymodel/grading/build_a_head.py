@@ -15,6 +15,7 @@ from .core import (
     _not_answered,
     as_array,
     blank_model,
+    check_array,
     check_close,
     head_weights,
     random_tokens,
@@ -28,6 +29,8 @@ __all__ = [
     "check_model_full_qk",
     "check_model_full_ov",
     "check_prediction_accuracy",
+    "accuracy_by_position",
+    "check_strength_evidence",
 ]
 
 
@@ -130,3 +133,85 @@ def check_prediction_accuracy(accuracy, model, tokens, name: str = "accuracy"):
     if right < 1:
         _fail(f"{name} is computed correctly, but the model is right on only {right:.1%} of "
               "positions: fix the head (questions 1 and 3) first.")
+
+
+# --------------------------------------------------------------------------------------------
+# The open-ended question: how strong must the QK circuit be?
+# --------------------------------------------------------------------------------------------
+
+
+def accuracy_by_position(set_qk, set_ov, strength: float, tokens, d_vocab: int, n_ctx: int,
+                         offset: int = 1, first: int = 1) -> np.ndarray:
+    """Previous-token accuracy at each position ``first .. n_ctx - 1`` ``[n_ctx - first]`` of a
+    fresh :func:`blank_model` built by ``set_qk(model, strength)`` and ``set_ov(model)``
+    (``offset=0``: compared with the current token, a known slip)."""
+    model = blank_model(d_vocab, n_ctx)
+    set_qk(model, strength)
+    set_ov(model)
+    tokens = torch.as_tensor(tokens)
+    with torch.no_grad():
+        pred = model(tokens).argmax(-1)
+    p = torch.arange(max(first, offset), n_ctx)
+    hit = (pred[:, p] == tokens[:, p - offset]).double().mean(0).numpy()
+    return hit if first >= offset else np.concatenate([[np.nan], hit])
+
+
+def check_strength_evidence(evidence, set_qk, set_ov, strengths, tokens, d_vocab: int,
+                            n_ctx: int, weakest_position=None, enough=None,
+                            name: str = "evidence"):
+    """The evidence of question 6: ``[len(strengths), n_ctx - 1]``, row ``i`` the previous-token
+    accuracy at positions ``1 .. n_ctx - 1`` of a model built with ``strengths[i]``; and, when
+    given, the conclusions ``weakest_position`` (the position with the lowest accuracy at the
+    smallest strength) and ``enough`` (the smallest strength at which every position is right,
+    or None if none is)."""
+    for f, n in ((set_qk, "set_qk"), (set_ov, "set_ov")):
+        if _not_answered(f) or not callable(f):
+            _fail(f"{n} should be a function: answer questions 1 and 3 first.")
+    s = as_array(strengths, "strengths").ravel()
+    if s.size < 3 or np.any(np.diff(s) <= 0):
+        _fail("strengths should be at least three numbers in increasing order.")
+    rows = [accuracy_by_position(set_qk, set_ov, float(v), tokens, d_vocab, n_ctx) for v in s]
+    expected = np.array(rows)
+    got = as_array(evidence, name)
+    if got.shape == (s.size, n_ctx):
+        _fail(f"{name} has shape {got.shape}, expected {expected.shape}: leave out position 0, "
+              "which has no previous token.")
+    current = np.array([accuracy_by_position(set_qk, set_ov, float(v), tokens, d_vocab, n_ctx,
+                                             offset=0) for v in s])
+    check_array(got, expected, name, mistakes=[
+        ("compares each prediction with the current token; the job is the previous one.",
+         current),
+        ("is transposed: one row per strength, one column per position 1 .. n_ctx - 1.",
+         expected.T),
+        ("holds the fraction of wrong predictions; the question asks for the accuracy.",
+         1 - expected),
+    ])
+    if weakest_position is not None:
+        low = expected[0]
+        worst = [int(p) + 1 for p in np.flatnonzero(low == low.min())]
+        if _not_answered(weakest_position):
+            _fail("weakest_position is still `...`: read it off the first row of your evidence.")
+        if weakest_position not in worst:
+            _fail(f"weakest_position = {weakest_position!r} does not follow from your evidence: "
+                  f"at strength {s[0]:.3g} (the first row) the lowest accuracy is "
+                  f"{low.min():.3g}, and position {weakest_position!r} does not have it; "
+                  "column k of the evidence is position k + 1.")
+    if enough is not None or weakest_position is not None:
+        full = [float(v) for v, row in zip(s, expected, strict=True) if row.min() == 1.0]
+        right = full[0] if full else None
+        if _not_answered(enough):
+            _fail("enough is still `...`: the smallest of your strengths at which every "
+                  "position is right (None if none is).")
+        if right is None:
+            if enough is not None:
+                _fail(f"enough = {enough!r}, but at none of your strengths is every position "
+                      "right: set it to None, or extend the strengths.")
+        else:
+            try:
+                same = enough is not None and bool(np.isclose(float(enough), right))
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                _fail(f"enough = {enough!r} does not follow from your evidence: it should be "
+                      "the strength of the first row (the smallest strength) whose accuracies "
+                      "are all 1.")

@@ -31,6 +31,9 @@ __all__ = [
     "check_zero_head",
     "check_induction_accuracy",
     "check_ablated_accuracy",
+    "offset_score_of",
+    "layer_offset_scores",
+    "check_induction_evidence",
 ]
 
 
@@ -183,3 +186,79 @@ def check_ablated_accuracy(value, model, head: int, layer: int = 0,
 # --------------------------------------------------------------------------------------------
 # Single values and functions
 # --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# The open-ended question: which layer-1 heads are induction heads?
+# --------------------------------------------------------------------------------------------
+
+
+def offset_score_of(pattern, shift: int = 1) -> float:
+    """Mean weight of the second-copy positions ``q = L + 1 .. 2 L`` of ``BOS, r, r`` patterns
+    ``[batch, dest, src]`` on source ``q - L + shift`` (``shift=1``: the induction score, the
+    token after the first copy; ``0``: the duplicate token)."""
+    pat = as_array(pattern, "pattern")
+    n = pat.shape[-1]
+    if n % 2 == 0 or n < 3 or pat.shape[-2] != n:
+        _fail(f"the pattern should be square over 1 + 2 L positions, got shape {pat.shape}.")
+    L = (n - 1) // 2
+    q = np.arange(L + 1, 2 * L + 1)
+    return float(pat[..., q, q - L + shift].mean())
+
+
+def layer_offset_scores(model, tokens, layer: int = 1, shift: int = 1,
+                        everywhere: bool = False) -> np.ndarray:
+    """:func:`offset_score_of` of every head of ``layer`` on ``tokens`` ``[n_heads]``
+    (``everywhere``: averaged over every destination with that source, a known slip)."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.as_tensor(tokens))
+    pats = cache[f"blocks.{layer}.attn.hook_pattern"].detach().to("cpu", torch.float64).numpy()
+    if everywhere:
+        L = (pats.shape[-1] - 1) // 2
+        p = np.arange(L, pats.shape[-1])
+        return pats[..., p, p - L + shift].mean((0, -1))
+    return np.array([offset_score_of(pats[:, h], shift) for h in range(model.cfg.n_heads)])
+
+
+def check_induction_evidence(ind_scores, control_scores, model, tokens, control,
+                             induction_heads=None):
+    """The evidence of question 5: the induction score of every layer-1 head on the repeated
+    ``tokens`` and on the ``control`` sequences (no repeat), each ``[n_heads]``; and, when given,
+    ``induction_heads``: the heads whose score on ``tokens`` is more than twice their control
+    score."""
+    right = layer_offset_scores(model, tokens)
+    base = layer_offset_scores(model, control)
+    for got, expected, seqs, name in ((ind_scores, right, tokens, "ind_scores"),
+                                      (control_scores, base, control, "control_scores")):
+        other = base if name == "ind_scores" else right
+        check_array(got, expected, name, mistakes=[
+            ("reads source q - L, the same token's first copy (a duplicate-token score); the "
+             "induction score reads the token after it, q - L + 1.",
+             layer_offset_scores(model, seqs, shift=0)),
+            ("reads source q - 1, the previous token: that is the previous-token score.",
+             layer_offset_scores(model, seqs, shift=1 - _run_len(seqs))),
+            ("comes from layer 0: the induction heads are in layer 1.",
+             layer_offset_scores(model, seqs, layer=0)),
+            ("averages over every destination from position L on; use the second copy only, "
+             "q = L + 1 .. 2 L.", layer_offset_scores(model, seqs, everywhere=True)),
+            ("holds the scores of the other set of sequences: "
+             + ("ind_scores come from tokens, control_scores from control."), other),
+        ])
+    if induction_heads is not None:
+        if induction_heads is Ellipsis:
+            _fail("induction_heads is still `...`: list the heads your evidence picks.")
+        try:
+            chosen = sorted(int(h) for h in induction_heads)
+        except TypeError:
+            _fail(f"induction_heads should be a list of head indices, got {induction_heads!r:.60}.")
+        picked = [h for h in range(len(right)) if right[h] > 2 * base[h]]
+        if chosen != picked:
+            _fail(f"induction_heads = {chosen} does not follow from your evidence: compare each "
+                  "head's score on tokens with twice its control score (" + ", ".join(
+                      f"head {h}: {right[h]:.3g} against {base[h]:.3g}"
+                      for h in range(len(right))) + ").")
+
+
+def _run_len(tokens) -> int:
+    """The run length ``L`` of ``BOS, r, r`` sequences ``[batch, 1 + 2 L]``."""
+    return (np.shape(tokens)[-1] - 1) // 2

@@ -42,6 +42,8 @@ __all__ = [
     "check_value",
     "check_close",
     "check_function",
+    "check_verdict",
+    "check_index",
     "preview",
     "summary",
 ]
@@ -59,7 +61,8 @@ def _fail(message: str):
 
 
 def _not_answered(value) -> bool:
-    return value is Ellipsis or (isinstance(value, (list, tuple)) and Ellipsis in value)
+    return value is Ellipsis or (isinstance(value, (list, tuple))
+                                  and any(v is Ellipsis for v in value))
 
 
 def as_array(value, name: str) -> np.ndarray:
@@ -272,6 +275,35 @@ def check_function(func, name: str, cases: Iterable[tuple], check: Callable):
             check(result, *args)
         except CheckFailed as err:
             _fail(f"{name}({shapes}): {err}")
+
+
+def check_verdict(verdict, expected: bool, name: str, evidence: str):
+    """A yes/no conclusion drawn from evidence: ``verdict`` must be the bool ``expected``.
+
+    ``evidence`` says in words what the evidence shows (computed from the student's own numbers),
+    so the message points at the numbers rather than at the answer.
+    """
+    if _not_answered(verdict):
+        _fail(f"{name} is still `...`: set it to True or False from your evidence.")
+    if isinstance(verdict, (np.bool_, torch.Tensor)) and np.size(verdict) == 1:
+        verdict = bool(verdict)
+    if not isinstance(verdict, bool):
+        _fail(f"{name} should be True or False, got {type(verdict).__name__}: {verdict!r:.60}.")
+    if verdict != expected:
+        _fail(f"{name} = {verdict} does not follow from your evidence: {evidence}")
+
+
+def check_index(value, name: str, low: int, high: int, why: str = "") -> int:
+    """An integer choice in ``[low, high]`` (a position, a head, a token id); returns it."""
+    if _not_answered(value):
+        _fail(f"{name} is still `...`: choose a value.")
+    if isinstance(value, (np.integer, torch.Tensor)) and np.size(value) == 1:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(f"{name} should be an int, got {type(value).__name__}: {value!r:.60}.")
+    if not low <= value <= high:
+        _fail(f"{name} = {value} is out of range: choose from {low} to {high}{why}.")
+    return value
 
 
 def _describe_arg(a) -> str:

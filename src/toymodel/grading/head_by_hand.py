@@ -19,6 +19,8 @@ from .core import (
     _softmax,
     as_array,
     check_array,
+    check_index,
+    check_verdict,
 )
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "check_full_qk",
     "check_full_ov",
     "random_head",
+    "scaled_weights",
+    "check_scale_evidence",
 ]
 
 
@@ -182,6 +186,63 @@ def check_full_ov(full_ov, W_E, W_V, W_O, W_U, name: str = "full_ov"):
          "columns the output logit, W_E W_V W_O W_U (Elhage et al.'s column-convention matrix "
          "is the transpose).", np.swapaxes(expected, -1, -2)),
     ])
+
+
+# --------------------------------------------------------------------------------------------
+# The open-ended question: how sharpening the head moves one attention weight
+# --------------------------------------------------------------------------------------------
+
+
+def scaled_weights(x, W_Q, W_K, dest: int, src: int, factors, causal: bool = True,
+                   scale_keys: bool = False, root: bool = True) -> np.ndarray:
+    """Destination ``dest``'s weight on source ``src`` when ``W_Q`` becomes ``c W_Q``, for each
+    ``c`` in ``factors`` ``[len(factors)]`` (``scale_keys``: ``W_K`` scaled too, a known slip)."""
+    x, W_Q, W_K = as_array(x, "x"), as_array(W_Q, "W_Q"), as_array(W_K, "W_K")
+    d_head = W_Q.shape[1] if root else 1
+    out = []
+    for c in as_array(factors, "factors").ravel():
+        k = c if scale_keys else 1.0
+        scores = (x @ (c * W_Q)) @ (x @ (k * W_K)).T
+        out.append(circuits.attention_pattern(scores, d_head, causal=causal)[dest, src])
+    return np.asarray(out, dtype=np.float64)
+
+
+def check_scale_evidence(evidence, x, W_Q, W_K, dest, src, factors, weight_rises=None,
+                         name: str = "evidence"):
+    """The evidence of question 7: ``dest``'s weight on ``src`` for each factor ``c`` of ``c W_Q``
+    (see :func:`scaled_weights`), and, when given, the conclusion ``weight_rises`` (is the weight
+    at the largest factor above the weight at the smallest?)."""
+    x = as_array(x, "x")
+    n = x.shape[0]
+    dest = check_index(dest, "dest", 1, n - 1, " (destination 0 has one source only, so its "
+                       "weight is always 1)")
+    src = check_index(src, "src", 0, dest, f" (a source after destination {dest} is masked, so "
+                      "its weight is always 0)")
+    f = as_array(factors, "factors").ravel()
+    if f.size < 3 or np.any(f <= 0) or np.any(np.diff(f) <= 0):
+        _fail("factors should be at least three positive numbers in increasing order.")
+    expected = scaled_weights(x, W_Q, W_K, dest, src, f)
+    got = as_array(evidence, name)
+    mistakes = [
+        ("scales W_K as well as W_Q, so every score grows as c^2: scale W_Q only.",
+         scaled_weights(x, W_Q, W_K, dest, src, f, scale_keys=True)),
+        ("is missing the 1/sqrt(d_head) scaling of question 4.",
+         scaled_weights(x, W_Q, W_K, dest, src, f, root=False)),
+        ("has no causal mask: later sources must get zero weight.",
+         scaled_weights(x, W_Q, W_K, dest, src, f, causal=False)),
+        (f"reads the weight of destination {src} on source {dest} (pattern[src, dest]); "
+         f"the question asks for pattern[dest, src].",
+         scaled_weights(x, W_Q, W_K, src, dest, f)),
+    ]
+    if got.ndim == 2 and got.shape[0] == f.size and got.shape[1:] == (n,):
+        _fail(f"{name} has shape {got.shape}: that looks like dest's whole row for each "
+              f"factor; keep the weight on source src only, shape ({f.size},).")
+    check_array(got, expected, name, mistakes=[m for m in mistakes if not _close(m[1], expected)])
+    if weight_rises is not None:
+        rises = bool(expected[-1] > expected[0])
+        check_verdict(weight_rises, rises, "weight_rises",
+                      f"the weight is {expected[0]:.3g} at c = {f[0]:.3g} and {expected[-1]:.3g} "
+                      f"at c = {f[-1]:.3g}.")
 
 
 # --------------------------------------------------------------------------------------------

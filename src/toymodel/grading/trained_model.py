@@ -7,13 +7,17 @@ Shared helpers (messages, array comparison, small models) live in :mod:`toymodel
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .. import circuits
 from .core import (
+    _fail,
+    _not_answered,
     as_array,
     check_array,
     check_close,
     check_value,
+    check_verdict,
     head_weights,
 )
 
@@ -26,6 +30,8 @@ __all__ = [
     "check_copying_score",
     "top1_of",
     "check_top1",
+    "attention_on",
+    "check_min_attention",
 ]
 
 
@@ -114,3 +120,51 @@ def check_top1(value, full_ov, n_numbers: int, name: str = "top1"):
 # --------------------------------------------------------------------------------------------
 # Inputs for hidden checks
 # --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# The open-ended question: does the query attend to the smallest number?
+# --------------------------------------------------------------------------------------------
+
+
+def attention_on(model, tokens, which: str = "min", dest: int = -1) -> np.ndarray:
+    """Weight that position ``dest`` (the query, last) puts on the position(s) holding the
+    smallest (``which="min"``) or largest (``"max"``) number of each list ``[n]``."""
+    tokens = torch.as_tensor(tokens)
+    with torch.no_grad():
+        pattern = model.run_with_pattern(tokens)[1][:, 0].double().numpy()  # [n, dest, src]
+    numbers = tokens[:, :-1].numpy()
+    target = numbers.min(1) if which == "min" else numbers.max(1)
+    hold = numbers == target[:, None]
+    return (pattern[:, dest, :-1] * hold).sum(1)
+
+
+def check_min_attention(on_min, model, tokens, n_numbers: int, supports=None,
+                        name: str = "on_min"):
+    """The evidence of question 6: for each list of ``tokens`` ``[n, list_len + 1]`` (numbers, then
+    the query token), the query's attention weight on the position of the list's smallest number
+    ``[n]``; and, when given, ``supports``: whether that weight is above one half on average."""
+    if _not_answered(tokens):
+        _fail("my_lists is still `...`: build your test lists first.")
+    t = as_array(tokens, "my_lists")
+    if t.ndim != 2 or t.shape[1] != model.cfg.n_ctx:
+        _fail(f"my_lists should be [n, {model.cfg.n_ctx}]: {model.cfg.n_ctx - 1} numbers and "
+              f"the query token, got shape {t.shape}.")
+    if t.shape[0] < 20:
+        _fail(f"my_lists has {t.shape[0]} lists: use at least 20, or the mean says little.")
+    if np.any(t != np.round(t)) or np.any(t[:, :-1] < 0) or np.any(t[:, :-1] >= n_numbers):
+        _fail(f"the numbers of my_lists must be integers from 0 to {n_numbers - 1}.")
+    if np.any(t[:, -1] != n_numbers):
+        _fail(f"every list must end with the query token {n_numbers}.")
+    tokens = torch.as_tensor(t.astype(np.int64))
+    expected = attention_on(model, tokens)
+    check_array(on_min, expected, name, mistakes=[
+        ("is the weight on the *largest* number; the hypothesis is about the smallest.",
+         attention_on(model, tokens, "max")),
+        ("reads the first position's row: the query is the last position (row -1).",
+         attention_on(model, tokens, dest=0)),
+    ])
+    if supports is not None:
+        mean = float(expected.mean())
+        check_verdict(supports, mean > 0.5, "supports",
+                      f"the mean weight on the smallest number over your lists is {mean:.3g}.")
