@@ -30,9 +30,9 @@ def lesson_views() -> dict[str, object]:
                                             decimals=4),
         "02_one_layer_model": model_attention_view(toymodel.load_pretrained("max"), examples[0],
                                                    names={task.query_token: "q"}),
-        "03_two_layers": model_attention_view(induction.load_induction_model(), example[0],
+        "04_two_layers": model_attention_view(induction.load_induction_model(), example[0],
                                               names={induction.TASK.bos: "BOS"}),
-        "04_language_one_layer": model_attention_view(
+        "05_language_one_layer": model_attention_view(
             lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
             names=lambda i: tok.decode([i])),
     }

@@ -1,7 +1,7 @@
 """The at-scale lesson's tools and its GPT-2 switch.
 
 ``toymodel.hf.load_language_model``: one loader for the book's language models and GPT-2;
-``toymodel.experiments.head_stats``: the statistics of every head; and lesson 05 with
+``toymodel.experiments.head_stats``: the statistics of every head; and lesson 06 with
 ``REAL_GPT2 = True``, run offline on a small GPT-2.
 
 Nothing is downloaded: GPT-2 is a small configuration with seeded random weights saved in a
@@ -20,7 +20,7 @@ from toymodel import circuits, experiments, hf
 from toymodel.text import findings, lm
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON = ROOT / "notebooks" / "05_at_scale.ipynb"
+LESSON = ROOT / "notebooks" / "06_at_scale.ipynb"
 SNIPPET = "    def get(self, request):\n        return self.render(request)\n"
 
 
@@ -65,7 +65,7 @@ def test_the_weight_check_reproduces_the_book_model_and_catches_a_wrong_weight(o
 
 def test_head_stats_equal_the_language_lesson_and_a_direct_computation(one):
     s = experiments.head_stats(one.weights)
-    scores, _ = findings.copying_scores(one.model)  # lesson 04's own route
+    scores, _ = findings.copying_scores(one.model)  # lesson 05's own route
     np.testing.assert_allclose(s["copying"].numpy(), scores, atol=1e-9)
     w = one.weights
     for h in (0, 5):

@@ -1,7 +1,7 @@
-"""The values lesson 03 glues into the composition chapter equal what the package computes now.
+"""The values lesson 04 glues into the composition chapter equal what the package computes now.
 
 Same idea as tests/test_glued_values.py: read the glued values from the committed outputs of
-``notebooks/03_two_layers.ipynb`` and recompute each one from the shipped checkpoint.
+``notebooks/04_two_layers.ipynb`` and recompute each one from the shipped checkpoint.
 """
 
 import copy
@@ -33,7 +33,7 @@ DECISIONS = 1e-3
 
 @pytest.fixture(scope="module")
 def tl():
-    return glued("03_two_layers.ipynb")
+    return glued("04_two_layers.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_every_key_in_the_contract_is_glued(tl):
     from pathlib import Path
 
     contract = (Path(__file__).resolve().parents[1] / "docs-dev" / "CONTRACT.md").read_text()
-    section = contract.split("Notebook 03 (notebooks/03_two_layers")[1].split("Floats are glued")[0]
+    section = contract.split("Notebook 03 (notebooks/04_two_layers")[1].split("Floats are glued")[0]
     listed = {w.strip(",()") for w in section.split() if w.startswith("tl_")}
     assert listed == set(tl)
 

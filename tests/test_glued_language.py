@@ -1,6 +1,6 @@
 """The values the language lessons glue equal what the package computes now.
 
-Lesson 04 (``lm1_*``, the one-layer language model) and lesson 05 (``sc_*``, every head of the
+Lesson 05 (``lm1_*``, the one-layer language model) and lesson 06 (``sc_*``, every head of the
 book's language models): each glued number of the committed notebooks is recomputed from the
 package and compared within the tolerances of ``docs-dev/KERNEL_SPREAD.md``. Statistics of the
 weights alone are float64 products of the shipped float32 weights (the same on every CPU to about
@@ -21,12 +21,12 @@ WEIGHTS = 1e-6  # weight statistics in float64 (KERNEL_SPREAD: glued weight stat
 
 @pytest.fixture(scope="module")
 def g4():
-    return glued("04_language_one_layer.ipynb")
+    return glued("05_language_one_layer.ipynb")
 
 
 @pytest.fixture(scope="module")
 def g5():
-    return glued("05_at_scale.ipynb")
+    return glued("06_at_scale.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def ids():
 
 
 # --------------------------------------------------------------------------------------------
-# Lesson 04: the one-layer language model
+# Lesson 05: the one-layer language model
 # --------------------------------------------------------------------------------------------
 
 
@@ -83,7 +83,7 @@ def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, one, ids):
 
 
 # --------------------------------------------------------------------------------------------
-# Lesson 05: every head of the book's language models
+# Lesson 06: every head of the book's language models
 # --------------------------------------------------------------------------------------------
 
 

@@ -51,8 +51,8 @@ def m():
 
 @pytest.fixture(scope="module")
 def mb():
-    """Lesson 02b (editing the circuits) glues the keys of its edits."""
-    return glued("02b_editing_circuits.ipynb")
+    """Lesson 03 (editing the circuits) glues the keys of its edits."""
+    return glued("03_editing_circuits.ipynb")
 
 
 def test_each_key_of_lesson_02_lives_in_one_notebook(m, mb):

@@ -135,7 +135,7 @@ assert len(big_eigs) == n and len(small_eigs) == model.cfg.d_head
 assert float(nearest.max()) < 1e-9 * _scale  # every small eigenvalue is one of the big table's
 assert len(rest) == n - model.cfg.d_head and float(rest.abs().max()) < 1e-9 * _scale  # zeros
 """,
-    ("02b_editing_circuits.ipynb", 1): """
+    ("03_editing_circuits.ipynb", 1): """
 assert bool((runner_up >= 0).all())  # every held-out list has a runner-up
 _up = experiments.agreement(model, tokens, runner_up, score_hook=hide_the_max)
 _top = experiments.agreement(model, tokens, targets, score_hook=hide_the_max)
@@ -145,7 +145,7 @@ with torch.no_grad():
     _, _p = model.run_with_pattern(tokens, score_hook=hide_the_max)
 assert float((_p[:, 0, -1, : task.list_len] * (lists == targets[:, None])).sum()) == 0.0  # hidden
 """,
-    ("02b_editing_circuits.ipynb", 2): """
+    ("03_editing_circuits.ipynb", 2): """
 assert float(_out.strip()) == evaluate(both, task) == accuracy
 with torch.no_grad():
     assert torch.equal(both(tokens[:1000]), model(tokens[:1000]))  # exactly the trained model
@@ -153,7 +153,7 @@ with torch.no_grad():
     _neg_k.W_K.neg_()
     assert torch.equal(_neg_k(tokens[:1000]), negated(tokens[:1000]))  # same as negating W_Q
 """,
-    ("02b_editing_circuits.ipynb", 3): """
+    ("03_editing_circuits.ipynb", 3): """
 _rows = [line.split() for line in _out.strip().splitlines()]
 _acc = {float(c): float(a) for c, a in _rows}
 assert list(_acc) == [1, 0.3, 0.1, 0.03, 0]
@@ -164,22 +164,22 @@ with torch.no_grad():
     _, _p = scaled.run_with_pattern(tokens[:100])  # scaled holds c = 0 after the loop
 torch.testing.assert_close(_p[:, 0, -1], torch.full_like(_p[:, 0, -1], 1 / task.n_ctx))
 """,
-    ("05_at_scale.ipynb", 1): """
+    ("06_at_scale.ipynb", 1): """
 assert abs(diagonal_sum - eigenvalue_sum.real.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
 assert abs(eigenvalue_sum.imag.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
 """,
-    ("05_at_scale.ipynb", 2): """
+    ("06_at_scale.ipynb", 2): """
 assert 0 <= below <= 1 and len(sample) >= 100
 assert f"{below:.0%}" in _out
 assert name == "one_layer" and float(scores[bottom_head]) > 0  # the lowest score, still positive
 """,
-    ("05_at_scale.ipynb", 3): """
+    ("06_at_scale.ipynb", 3): """
 assert on_self.shape == (m.n_heads,) and f"{on_self[0]:.2f}" in _out
 assert bool((stats[name]["pos_self"] > 0.5).all())  # by position alone: the present token
 assert float(on_self.max()) < 0.5  # on text no head puts even half its weight there
 torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
 """,
-    ("02b_editing_circuits.ipynb", 4): """
+    ("03_editing_circuits.ipynb", 4): """
 assert float(_out.strip()) == accuracy  # by construction: every answer moved
 _lst = torch.tensor([[n - 1, 3, 5, 0, 7, 2, task.query_token]])
 assert int(shifted(_lst)[0, -1].argmax()) == 0
@@ -247,11 +247,11 @@ def test_solution_parser():
 
 def test_the_lessons_have_code_solutions():
     names = {c.values[0].name for c in _cases()}
-    assert {"01_worked_example.ipynb", "02_one_layer_model.ipynb", "02b_editing_circuits.ipynb"} <= names
+    assert {"01_worked_example.ipynb", "02_one_layer_model.ipynb", "03_editing_circuits.ipynb"} <= names
 
 
 @pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb",
-                                    "02b_editing_circuits.ipynb", "05_at_scale.ipynb"])
+                                    "03_editing_circuits.ipynb", "06_at_scale.ipynb"])
 def test_every_code_solution_of_the_lessons_has_a_check(lesson):
     nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
     unchecked = [s.exercise for s in solutions(nb, lesson) if (lesson, s.exercise) not in CHECKS]

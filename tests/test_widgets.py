@@ -99,7 +99,7 @@ def test_worked_example_view_checks_its_input():
         explore.worked_example_view(causal=1)
 
 
-# ------------------------------------------------------------------ head explorer (lesson 02)
+# ------------------------------------------------------------------ head explorer (lesson 03)
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +264,7 @@ def test_qk_negation_moves_attention_and_leaves_ov(model, task, variant, blocked
 
 
 @pytest.mark.parametrize("name, lesson", [("worked_example_explorer", widgets.LESSON_01),
-                                          ("head_explorer", widgets.LESSON_02B)])
+                                          ("head_explorer", widgets.LESSON_03)])
 def test_static_site_shows_a_figure_and_a_colab_line(monkeypatch, name, lesson):
     monkeypatch.setenv("TOYMODEL_STATIC_SITE", "1")
     shown = []

@@ -1,5 +1,5 @@
 # ruff: noqa: E501 (the lesson's cell sources are kept as they read in the notebook)
-"""Write notebooks/04_language_one_layer.ipynb (cells without outputs; run docs-dev/execute.py after)."""
+"""Write notebooks/05_language_one_layer.ipynb (cells without outputs; run docs-dev/execute.py after)."""
 
 import sys
 from pathlib import Path
@@ -274,5 +274,5 @@ print(findings.held_out_lift(windows2, lp, other))
 
 nb = nbformat.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbformat.write(nb, ROOT / "notebooks" / "04_language_one_layer.ipynb")
-print("wrote notebooks/04_language_one_layer.ipynb")
+nbformat.write(nb, ROOT / "notebooks" / "05_language_one_layer.ipynb")
+print("wrote notebooks/05_language_one_layer.ipynb")

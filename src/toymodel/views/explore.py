@@ -6,7 +6,7 @@ quantity comes from the package's own functions; this module only picks and labe
 
 * :func:`worked_example_view` -- lesson 01: the 4-dimensional head on embeddings ``x_A, x_B`` of
   your choice, with any score scale and with or without the causal mask.
-* :func:`head_view` -- lesson 02: the trained one-layer model (or one of its edited copies:
+* :func:`head_view` -- lessons 02 and 03: the trained one-layer model (or one of its edited copies:
   ``W_U`` relabelled, ``W_OV`` truncated to a low rank, ``W_Q`` negated) on a list of numbers:
   attention pattern, the query's QK scores, each source's OV contribution to the logits, and the
   prediction.

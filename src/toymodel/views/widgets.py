@@ -5,7 +5,7 @@ so the explorers work in Google Colab (ipywidgets 7.7.1) and in Jupyter with ipy
 they show comes from :mod:`toymodel.views.explore`; this module only wires controls to it and draws.
 
 * :func:`worked_example_explorer` -- lesson 01.
-* :func:`head_explorer` -- lesson 02b (editing the circuits).
+* :func:`head_explorer` -- lesson 03 (editing the circuits).
 
 Each explorer is a ``VBox`` with named controls (``.scale``, ``.causal``, ``.numbers``, ...).
 Changing a control's ``.value`` recomputes at once: ``.view`` holds the new
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 LESSON_01 = "notebooks/01_worked_example.ipynb"
-LESSON_02B = "notebooks/02b_editing_circuits.ipynb"  # the head explorer's lesson
+LESSON_03 = "notebooks/03_editing_circuits.ipynb"  # the head explorer's lesson
 
 
 def static_site() -> bool:
@@ -193,7 +193,7 @@ def worked_example_explorer():
 
 
 # --------------------------------------------------------------------------------------------
-# Lesson 02: the trained model's head
+# Lesson 03: the trained model's head
 # --------------------------------------------------------------------------------------------
 
 
@@ -230,7 +230,7 @@ def head_figure(view: explore.HeadView, n_numbers: int | None = None):
 
 
 class HeadExplorer(_Explorer):
-    """Explorer of lesson 02: a list of numbers through the trained model or an edited copy.
+    """Explorer of lesson 03: a list of numbers through the trained model or an edited copy.
 
     Controls: ``.numbers`` (``Text``: type the list, then Enter), ``.examples`` (``Dropdown``:
     pick one of the lesson's lists), ``.variant`` (``Dropdown``,
@@ -288,11 +288,11 @@ class HeadExplorer(_Explorer):
 
 
 def head_explorer(task_name: str = "max"):
-    """The lesson 02 explorer, or (when building the website) a static picture of it."""
+    """The lesson 03 explorer, or (when building the website) a static picture of it."""
     if static_site():
         subj = explore.subject(task_name)
         first = explore.example_lists(task=subj.task)[0]
         view = explore.head_view(first, "trained", subj)
-        _show_static(head_figure(view, subj.task.n_numbers), LESSON_02B)
+        _show_static(head_figure(view, subj.task.n_numbers), LESSON_03)
         return None
     return HeadExplorer(task_name)
