@@ -3,13 +3,13 @@
     python benchmarks/check_two_layer.py RUN        # a search run's last checkpoint
     python benchmarks/check_two_layer.py --shipped  # src/toymodel/data/lm_two_layer.safetensors
 
-The bar, on ``EOS`` then 50 random tokens then the same 50 again (``text.two_layer``): a layer-1
-head with induction score >= 0.3; the loss on the second copy at least 1 nat below the first; the
-induction head's largest K-composition score is with the best previous-token head of layer 0 and
-above the random baseline; mean-ablating that head halves the induction score and raises the
-second-copy loss by more than 1 nat, more than ablating any other layer-0 head. When a model
-passes, these become the tests of the shipped weights (the lesson is written by
-tools/make_lm2_lesson.py).
+The bar, on ``EOS``, 50 random tokens (fewer in a short context), the same again
+(``text.two_layer``): a layer-1 head with induction score >= 0.3; the loss on the second copy at
+least 1 nat below the first; the induction head's largest K-composition score is with the best
+previous-token head of layer 0 and above the random baseline; mean-ablating that head halves the
+induction score and raises the second-copy loss by more than 1 nat, more than ablating any other
+layer-0 head. When a model passes, these become the tests of the shipped weights (the lesson is
+written by tools/make_lm2_lesson.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def load_run(name: str) -> AttentionOnlyTransformer:
 
 
 def check(model, eos: int) -> list[tuple[str, bool, str]]:
-    rep = two_layer.repeated_random(model.cfg.d_vocab, eos, half=50, n=32)
+    half = min(50, (model.cfg.n_ctx - 1) // 2)
+    rep = two_layer.repeated_random(model.cfg.d_vocab, eos, half=half, n=32)
     m = two_layer.measure(model, rep)
     a, b = int(m.previous_token[0].argmax()), m.ind_head
     out = two_layer.ablated(model, rep, layer=0, head=a)
