@@ -58,3 +58,70 @@ def test_errors_name_what_was_expected(tiny):
     with pytest.raises(ValueError, match=r"shape \[24\]"):
         two_layer.copy_losses(torch.zeros(10), 12)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped two-layer language model: issue 24's bar, on the weights as shipped
+# (benchmarks/check_two_layer.py asks the same of a search run)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from toymodel.text import lm
+    from toymodel.text import tokenizer as T
+
+    model, log = lm.load_lm("two_layer", with_log=True)
+    eos = T.load_tokenizer().token_to_id(T.EOS)
+    half = min(50, (model.cfg.n_ctx - 1) // 2)
+    rep = two_layer.repeated_random(model.cfg.d_vocab, eos, half=half, n=32)
+    return model, log, rep, two_layer.measure(model, rep)
+
+
+def test_shipped_file_holds_the_config_that_made_it():
+    import json
+    from importlib import resources
+
+    from safetensors import safe_open
+
+    from toymodel.text import lm
+
+    with resources.as_file(lm.lm_path("two_layer")) as p, safe_open(str(p), "pt") as f:
+        stored = json.loads(f.metadata()["lm_config"])
+        size = p.stat().st_size
+    assert lm.LMConfig.from_dict(stored) == lm.CONFIGS["two_layer"]
+    with resources.as_file(lm.lm_path("one_layer")) as q:
+        assert size + q.stat().st_size < 20e6  # the language models together
+
+
+def test_a_layer1_head_is_an_induction_head_and_the_second_copy_is_easy(shipped):
+    _, _, _, m = shipped
+    assert m.induction[1].max() >= 0.3, m.induction
+    assert m.loss_second <= m.loss_first - 1.0, (m.loss_first, m.loss_second)
+    assert m.induction[0].max() < 0.1  # layer 0 cannot: it sees only tokens and positions
+
+
+def test_the_induction_head_k_composes_with_the_previous_token_head(shipped):
+    _, _, _, m = shipped
+    a = int(m.previous_token[0].argmax())
+    assert m.previous_token[0, a] > 0.3
+    assert m.k_composition[a, m.ind_head] > m.k_baseline
+    assert int(m.k_composition[:, m.ind_head].argmax()) == a
+
+
+def test_ablating_the_previous_token_head_removes_induction(shipped):
+    model, _, rep, m = shipped
+    a = int(m.previous_token[0].argmax())
+    out = two_layer.ablated(model, rep, layer=0, head=a)
+    assert out["induction"][m.ind_head] < 0.5 * m.induction[1, m.ind_head]
+    assert out["loss_second"] > m.loss_second + 1.0
+    others = [two_layer.ablated(model, rep, layer=0, head=h)["loss_second"]
+              for h in range(model.cfg.n_heads) if h != a]
+    assert max(others) < out["loss_second"]  # no other layer-0 head matters as much
+
+
+def test_the_log_dates_the_phase_change(shipped):
+    _, log, _, m = shipped
+    ind = [e["induction"] for e in log]
+    assert ind[0] < 0.1 and max(ind) >= 0.3
+    assert ind[-1] == pytest.approx(float(m.induction[1].max()), abs=0.02)
