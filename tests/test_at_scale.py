@@ -20,7 +20,7 @@ from toymodel import circuits, experiments, hf
 from toymodel.text import findings, lm
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON = ROOT / "notebooks" / "06_at_scale.ipynb"
+LESSON = ROOT / "notebooks" / "07_at_scale.ipynb"
 SNIPPET = "    def get(self, request):\n        return self.render(request)\n"
 
 

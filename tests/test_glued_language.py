@@ -26,7 +26,7 @@ def g4():
 
 @pytest.fixture(scope="module")
 def g5():
-    return glued("06_at_scale.ipynb")
+    return glued("07_at_scale.ipynb")
 
 
 @pytest.fixture(scope="module")

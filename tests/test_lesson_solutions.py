@@ -164,20 +164,30 @@ with torch.no_grad():
     _, _p = scaled.run_with_pattern(tokens[:100])  # scaled holds c = 0 after the loop
 torch.testing.assert_close(_p[:, 0, -1], torch.full_like(_p[:, 0, -1], 1 / task.n_ctx))
 """,
-    ("06_at_scale.ipynb", 1): """
+    ("07_at_scale.ipynb", 1): """
 assert abs(diagonal_sum - eigenvalue_sum.real.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
 assert abs(eigenvalue_sum.imag.item()) <= 1e-9 * max(1.0, abs(diagonal_sum))
 """,
-    ("06_at_scale.ipynb", 2): """
+    ("07_at_scale.ipynb", 2): """
 assert 0 <= below <= 1 and len(sample) >= 100
 assert f"{below:.0%}" in _out
 assert name == "one_layer" and float(scores[bottom_head]) > 0  # the lowest score, still positive
 """,
-    ("06_at_scale.ipynb", 3): """
+    ("07_at_scale.ipynb", 3): """
 assert on_self.shape == (m.n_heads,) and f"{on_self[0]:.2f}" in _out
 assert bool((stats[name]["pos_self"] > 0.5).all())  # by position alone: the present token
 assert float(on_self.max()) < 0.5  # on text no head puts even half its weight there
 torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
+""",
+    ("06_language_two_layers.ipynb", 1): """
+assert ms.induction[1, ind_head] < 0.5 * m.induction[1, ind_head]  # the head followed the content
+assert ms.loss_second > m.loss_second + 1  # and copied the shuffled, wrong successor
+""",
+    ("06_language_two_layers.ipynb", 2): """
+assert int(np.argmax(rises)) == prev_head == int(np.argmax(k[:, ind_head]))  # heads both lists
+""",
+    ("06_language_two_layers.ipynb", 3): """
+assert float(_out.strip()) > 0.5  # positive, and well towards 1
 """,
     ("03_editing_circuits.ipynb", 4): """
 assert float(_out.strip()) == accuracy  # by construction: every answer moved
@@ -251,7 +261,8 @@ def test_the_lessons_have_code_solutions():
 
 
 @pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb",
-                                    "03_editing_circuits.ipynb", "06_at_scale.ipynb"])
+                                    "03_editing_circuits.ipynb", "06_language_two_layers.ipynb",
+                                    "07_at_scale.ipynb"])
 def test_every_code_solution_of_the_lessons_has_a_check(lesson):
     nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
     unchecked = [s.exercise for s in solutions(nb, lesson) if (lesson, s.exercise) not in CHECKS]

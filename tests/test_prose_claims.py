@@ -282,7 +282,7 @@ def test_a_copying_score_of_one_does_not_mean_every_token_raises_its_own_logit()
     assert m[0, 0] < 0  # attending to token 1 lowers token 1's logit
     assert r"\begin{pmatrix} -1 & 3 \\ -3 & 5 \end{pmatrix}" in page("ov_circuit")
     wrong = "attending to a token raises that token's own logit"
-    lesson = nbformat.read(ROOT / "notebooks" / "06_at_scale.ipynb", as_version=4)
+    lesson = nbformat.read(ROOT / "notebooks" / "07_at_scale.ipynb", as_version=4)
     text = flat(" ".join(c.source for c in lesson.cells if c.cell_type == "markdown"))
     assert wrong not in text and "positive real axis" in text
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):  # no lesson says it either
@@ -367,14 +367,14 @@ def test_lessons_name_what_they_build_on_instead_of_the_previous_lesson():
         nb = nbformat.read(path, as_version=4)
         text = flat(" ".join(c.source for c in nb.cells if c.cell_type == "markdown"))
         assert "the previous lesson" not in text, path.name  # its neighbour in _toc.yml may change
-    lesson = nbformat.read(ROOT / "notebooks" / "06_at_scale.ipynb", as_version=4)
+    lesson = nbformat.read(ROOT / "notebooks" / "07_at_scale.ipynb", as_version=4)
     assert "notebooks/02_one_layer_model.html" in lesson.cells[0].source
 
 
 def test_the_at_scale_lesson_says_raw_w_u_is_tied_and_folded_w_u_is_not():
     import nbformat
 
-    lesson = nbformat.read(ROOT / "notebooks" / "06_at_scale.ipynb", as_version=4)
+    lesson = nbformat.read(ROOT / "notebooks" / "07_at_scale.ipynb", as_version=4)
     cells = {c.id: c.source for c in lesson.cells}
     assert "the raw $W_U$ equals $W_E^\\top$" in flat(cells["g3-model-md"])
     assert "diag(g_f) W_E^T" in cells["g3-load"] and "assert torch.allclose" in cells["g3-load"]

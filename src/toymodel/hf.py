@@ -315,9 +315,12 @@ def load_language_model(name: str, path=None, device: str = "cpu") -> LanguageMo
                 "pattern": [cache[f"blocks.{i}.attn.hook_pattern"] for i in range(c.n_layers)],
                 "out": [b - a for a, b in zip(resid, after, strict=True)]}
 
-    layers = f"{c.n_layers}-layer" if c.n_layers > 1 else "one-layer"
+    layers = {1: "one-layer", 2: "two-layer"}.get(c.n_layers, f"{c.n_layers}-layer")
+    pasted = (", with random passages pasted twice into it"
+              if lm.CONFIGS.get(name) and lm.CONFIGS[name].extra.get("repeat_mode") == "random_tokens"
+              else "")
     label = (f"the book's {layers} language model {name!r} ({c.n_heads} heads per layer, "
-             f"trained on Python source and documentation)")
+             f"trained on Python source and documentation{pasted})")
     return LanguageModel(name, label, model, _float64_cpu(w32), w32, T.token_strings(tok),
                   lambda text: tok.encode(text).ids, record, False)
 
