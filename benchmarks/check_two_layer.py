@@ -8,8 +8,7 @@ The bar, on ``EOS``, 50 random tokens (fewer in a short context), the same again
 least 1 nat below the first; the induction head's largest K-composition score is with the best
 previous-token head of layer 0 and above the random baseline; mean-ablating that head halves the
 induction score and raises the second-copy loss by more than 1 nat, more than ablating any other
-layer-0 head. When a model passes, these become the tests of the shipped weights (the lesson is
-written by tools/make_lm2_lesson.py).
+layer-0 head. The shipped model's tests (tests/test_text_two_layer.py) ask the same.
 """
 
 from __future__ import annotations
