@@ -35,4 +35,20 @@ def lesson_views() -> dict[str, object]:
         "05_language_one_layer": model_attention_view(
             lm.load_lm("one_layer"), lm.token_ids("held_out", tok)[1000:1048].astype("int64"),
             names=lambda i: tok.decode([i])),
+        "06_language_two_layers": _recurring_passage_view(lm, tok, model_attention_view),
     }
+
+
+def _recurring_passage_view(lm, tok, model_attention_view):
+    import numpy as np
+
+    model = lm.load_lm("two_layer")
+    passage = lm.token_ids("held_out", tok)[5000:5030].astype(np.int64)
+    from toymodel.text import tokenizer as T
+    from toymodel.text import two_layer
+
+    eos = tok.token_to_id(T.EOS)  # the lesson opens the view on its induction head
+    rep = two_layer.repeated_random(model.cfg.d_vocab, eos, half=(model.cfg.n_ctx - 1) // 2, n=32)
+    ind_head = two_layer.measure(model, rep).ind_head
+    return model_attention_view(model, np.concatenate([passage, passage[:20]]),
+                                names=lambda i: tok.decode([i]), head=model.cfg.n_heads + ind_head)

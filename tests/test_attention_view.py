@@ -257,7 +257,7 @@ def html_outputs(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["01_worked_example", "02_one_layer_model", "04_two_layers",
-                                  "05_language_one_layer"])
+                                  "05_language_one_layer", "06_language_two_layers"])
 def test_lessons_show_the_view_with_the_packages_numbers(name):
     outputs = html_outputs(name)
     assert len(outputs) == 1, f"{name}: expected one attention view among the outputs"
