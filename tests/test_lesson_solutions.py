@@ -179,6 +179,17 @@ assert bool((stats[name]["pos_self"] > 0.5).all())  # by position alone: the pre
 assert float(on_self.max()) < 0.5  # on text no head puts even half its weight there
 torch.testing.assert_close(pattern.sum(-1), torch.ones_like(pattern.sum(-1)))
 """,
+    ("04_two_layers.ipynb", 4): """
+assert len(copies[0] | copies[1]) == n_tok  # every token copied by at least one head
+assert 0.2 * n_tok < len(copies[0] & copies[1]) < 0.5 * n_tok  # about a third by both
+""",
+    ("05_language_one_layer.ipynb", 1): """
+assert strings.index("·self") not in top and scores[worst] == scores.min()
+""",
+    ("05_language_one_layer.ipynb", 2): """
+assert swapped["model_p_with"] < swapped["model_p_without"]
+assert swapped["data_p_with"] < swapped["data_p_without"]
+""",
     ("06_language_two_layers.ipynb", 1): """
 assert ms.induction[1, ind_head] < 0.5 * m.induction[1, ind_head]  # the head followed the content
 assert ms.loss_second > m.loss_second + 1  # and copied the shuffled, wrong successor
@@ -261,7 +272,8 @@ def test_the_lessons_have_code_solutions():
 
 
 @pytest.mark.parametrize("lesson", ["01_worked_example.ipynb", "02_one_layer_model.ipynb",
-                                    "03_editing_circuits.ipynb", "06_language_two_layers.ipynb",
+                                    "03_editing_circuits.ipynb", "05_language_one_layer.ipynb",
+                                    "06_language_two_layers.ipynb",
                                     "07_at_scale.ipynb"])
 def test_every_code_solution_of_the_lessons_has_a_check(lesson):
     nb = json.loads((ROOT / "notebooks" / lesson).read_text(encoding="utf-8"))
