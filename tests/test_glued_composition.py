@@ -53,7 +53,7 @@ def test_every_key_in_the_contract_is_glued(tl):
     from pathlib import Path
 
     contract = (Path(__file__).resolve().parents[1] / "docs-dev" / "CONTRACT.md").read_text()
-    section = contract.split("Notebook 03 (notebooks/04_two_layers")[1].split("Floats are glued")[0]
+    section = contract.split("Notebook 04 (notebooks/04_two_layers")[1].split("Floats are glued")[0]
     listed = {w.strip(",()") for w in section.split() if w.startswith("tl_")}
     assert listed == set(tl)
 
