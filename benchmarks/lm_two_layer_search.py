@@ -6,15 +6,16 @@
 Each run trains on the shipped tokenizer's ids of the Django corpus (toymodel.text) and checkpoints
 to the cache every 250 steps; the same command resumes it. Every 250 steps it records the train and
 held-out loss, the best previous-token score of a layer-0 head, the best induction score of a
-layer-1 head on repeated random tokens, and the loss on the first and second copy; rows go to
-benchmarks/lm_two_layer_search.csv (one per run and step). Target: induction score >= 0.3 and second
-copy at least 1 nat below the first.
+layer-1 head on repeated random tokens, and the loss on the first and second copy, in the log the
+checkpoint carries; benchmarks/lm_two_layer_report.py turns the logs of several runs into
+lm_two_layer_search.csv and .png (one writer, so runs side by side cannot overwrite each other's
+rows), and benchmarks/check_two_layer.py applies the full bar. Target: induction score >= 0.3
+and second copy at least 1 nat below the first.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
 from pathlib import Path
@@ -27,11 +28,6 @@ sys.path.insert(0, str(ROOT / "src"))
 from toymodel.model import ModelConfig  # noqa: E402
 from toymodel.text import corpus, lm, two_layer  # noqa: E402
 from toymodel.text import tokenizer as T  # noqa: E402
-
-CSV = ROOT / "benchmarks" / "lm_two_layer_search.csv"
-FIELDS = ["run", "step", "tokens", "seconds", "train_loss", "held_out_loss", "prev_token",
-          "induction", "loss_first", "loss_second", "n_ctx", "lr", "batch", "repeat", "d_model",
-          "repeat_mode", "heads"]
 
 
 def main(argv=None):
@@ -58,34 +54,18 @@ def main(argv=None):
                     n_heads=a.heads, n_ctx=a.n_ctx, seed=0, n_layers=2),
         steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, save_every=250, eval_every=250,
         extra={"repeat_fraction": a.repeat, "repeat_mode": a.repeat_mode})
-    rows = []
-    if CSV.is_file():
-        with open(CSV) as f:
-            rows = [r for r in csv.DictReader(f) if r["run"] != a.name]
 
     def callback(model, step):
         return two_layer.training_probe(model, eos)
 
-    def record(log):
-        with open(CSV, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-            for e in log:
-                w.writerow({**{k: e.get(k) for k in FIELDS if k in e}, "run": a.name,
-                            "n_ctx": a.n_ctx, "lr": a.lr, "batch": a.batch, "repeat": a.repeat,
-                            "d_model": a.d_model, "repeat_mode": a.repeat_mode,
-                            "heads": a.heads})
-
-    # train in chunks of 250 steps so the csv is rewritten as the run goes (and on resume)
+    # train in chunks of 250 steps, each ending at a checkpoint, printing the latest log entry
     done = 0
     while done < a.steps:
         done = min(a.steps, done + 250)
         chunk = dataclasses.replace(cfg, steps=a.steps)
         model, log = lm.train_lm(chunk, train_ids, held_ids, run_dir=corpus.cache_dir() / "runs",
                                  threads=a.threads, callback=callback, stop_at=done)
-        record(log)
-    print(log[-1])
+        print(log[-1], flush=True)
 
 
 if __name__ == "__main__":

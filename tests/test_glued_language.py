@@ -13,7 +13,7 @@ import pytest
 from test_glued_values import DECISIONS, glued
 
 from toymodel import experiments, hf
-from toymodel.text import corpus, findings, lm
+from toymodel.text import findings, lm
 from toymodel.text import tokenizer as T
 
 WEIGHTS = 1e-6  # weight statistics in float64 (KERNEL_SPREAD: glued weight statistics)
@@ -35,13 +35,8 @@ def one():
 
 
 @pytest.fixture(scope="module")
-def ids():
-    try:
-        corpus.fetch_archive()
-    except RuntimeError as err:  # no package index here
-        pytest.skip(f"corpus not reachable: {err}")
-    tok = T.load_tokenizer()
-    return tok, lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+def ids(corpus_ids):
+    return corpus_ids
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_errors_name_what_was_expected(tiny):
     one = AttentionOnlyTransformer(ModelConfig(d_vocab=40, d_model=16, d_head=4, n_heads=3,
                                                n_ctx=32, n_layers=1))
     x = two_layer.repeated_random(40, eos=0, half=12, n=2)
-    with pytest.raises(ValueError, match="two layers, got 1"):
+    with pytest.raises(ValueError, match="2 layers, got 1"):
         two_layer.measure(one, x)
     with pytest.raises(TypeError, match="AttentionOnlyTransformer"):
         two_layer.measure("model", x)

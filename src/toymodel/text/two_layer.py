@@ -23,7 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..composition import ablation_hook, composition_baseline, composition_scores, mean_z
+from ..composition import (
+    _check_model,
+    ablation_hook,
+    composition_baseline,
+    composition_scores,
+    mean_z,
+)
 from ..induction import EVAL_SEED, head_scores
 
 __all__ = [
@@ -38,12 +44,7 @@ __all__ = [
 
 
 def _check(model):
-    from ..model import AttentionOnlyTransformer
-
-    if not isinstance(model, AttentionOnlyTransformer):
-        raise TypeError(f"model must be an AttentionOnlyTransformer, got {type(model).__name__}")
-    if model.cfg.n_layers != 2:
-        raise ValueError(f"model must have two layers, got {model.cfg.n_layers}")
+    _check_model(model, n_layers=2)
 
 
 def repeated_random(d_vocab: int, eos: int, half: int = 50, n: int = 32,
