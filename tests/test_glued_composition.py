@@ -6,6 +6,7 @@ Same idea as tests/test_glued_values.py: read the glued values from the committe
 
 import copy
 import math
+import os
 
 import pytest
 import torch
@@ -28,7 +29,10 @@ from toymodel.induction import (
 # so allow one printed unit (the prose prints these to 0.1%) instead of exact equality.
 DECISIONS = 1e-3
 # Weight statistics (composition scores, top-1 of float64 tables) are float64 products of the
-# shipped float32 weights: the same on every CPU to about 1e-15, so they keep abs=1e-12.
+# shipped float32 weights: the same on every CPU to about 1e-15, so they keep abs=STORED (1e-12).
+# Under `make jitter` the stored weights themselves move by about 1e-7 (TOYMODEL_WEIGHT_JITTER), a
+# harder test than another CPU: there they may move by 1e-6.
+STORED = 1e-6 if os.environ.get("TOYMODEL_WEIGHT_JITTER") else 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +107,10 @@ def test_detectors(tl, model, detect):
     assert 0 < tl["tl_n_late_keys"] < 0.1 * tl["tl_n_keys"]  # keys that late: rare, not absent
     assert tl["tl_n_key_seqs"] > 0
     w = weight_detectors(model)
-    assert tl["tl_w_prev"] == pytest.approx(w["previous_token"][0, prev].item(), abs=1e-12)
+    assert tl["tl_w_prev"] == pytest.approx(w["previous_token"][0, prev].item(), abs=STORED)
     assert tl["tl_copying_min"] == pytest.approx(w["copying"][1].min().item(), abs=1e-6)
     assert tl["tl_copying_max"] == pytest.approx(w["copying"][1].max().item(), abs=1e-6)
-    assert tl["tl_copying_combined"] == pytest.approx(w["copying_combined"][1].item(), abs=1e-12)
+    assert tl["tl_copying_combined"] == pytest.approx(w["copying_combined"][1].item(), abs=STORED)
     assert tl["tl_copying_max"] < 0.9 < tl["tl_copying_combined"]
 
 
@@ -120,10 +124,10 @@ def test_composition(tl, model):
     assert tl["tl_baseline_rank1"] == pytest.approx(rank1["k"], abs=1e-12)
     assert tl["tl_inv_sqrt_d"] == pytest.approx(1 / math.sqrt(model.cfg.d_model), abs=1e-12)
     assert tl["tl_baseline_rank1"] < tl["tl_baseline"] < tl["tl_inv_sqrt_d"] + 0.01
-    assert tl["tl_k_comp_min"] == pytest.approx(scores["k"][prev].min().item(), abs=1e-12)
-    assert tl["tl_k_comp_other_max"] == pytest.approx(scores["k"][other].max().item(), abs=1e-12)
-    assert tl["tl_q_comp_max"] == pytest.approx(scores["q"].max().item(), abs=1e-12)
-    assert tl["tl_v_comp_max"] == pytest.approx(scores["v"].max().item(), abs=1e-12)
+    assert tl["tl_k_comp_min"] == pytest.approx(scores["k"][prev].min().item(), abs=STORED)
+    assert tl["tl_k_comp_other_max"] == pytest.approx(scores["k"][other].max().item(), abs=STORED)
+    assert tl["tl_q_comp_max"] == pytest.approx(scores["q"].max().item(), abs=STORED)
+    assert tl["tl_v_comp_max"] == pytest.approx(scores["v"].max().item(), abs=STORED)
     assert tl["tl_k_comp_min"] > 2 * tl["tl_baseline"] > tl["tl_q_comp_max"]
     tokens = range(TASK.n_tokens)
     top1 = [composition.top1_accuracy(composition.k_composition_circuit(model, prev, h, tokens))

@@ -100,7 +100,8 @@ def test_lesson_05_statistics_of_every_head(g5, name):
     assert g5[k + "best_head"] == f"L{best[0]}H{best[1]}"
     assert g5[k + "best_copy"] == pytest.approx(float(scores.max()), abs=WEIGHTS)
     assert g5[k + "worst_copy"] == pytest.approx(float(scores.min()), abs=WEIGHTS)
-    assert g5[k + "qk_self_z_min"] == pytest.approx(float(s["qk_self_z"].min()), abs=WEIGHTS)
+    # glued to 4 decimals (a z-score above 1 has too many digits at 6 decimals)
+    assert g5[k + "qk_self_z_min"] == pytest.approx(float(s["qk_self_z"].min()), abs=5e-5 + WEIGHTS)
     assert g5[k + "ov_top1_max"] == pytest.approx(float(s["ov_top1"].max()), abs=DECISIONS)
     assert g5[k + "pos_self_min"] == pytest.approx(float(s["pos_self"].min()), abs=DECISIONS)
     assert g5[k + "top1_over_chance"] == pytest.approx(float(s["ov_top1"].max()) * m.d_vocab,

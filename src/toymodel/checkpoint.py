@@ -10,6 +10,8 @@ an editable install or Colab alike.
 from __future__ import annotations
 
 import json
+import os
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +25,12 @@ from .tasks import get_task
 __all__ = ["save_checkpoint", "load_checkpoint", "load_pretrained", "pretrained_path"]
 
 FORMAT = "toymodel-aot-1"
+# A test setting, never set by a reader: when this environment variable holds a relative size
+# (make jitter uses 1e-7, about one float32 rounding unit), every float tensor read from a shipped
+# file is multiplied by ``1 + size * N(0, 1)`` (seeded by the tensor's name). It moves the last
+# bits of every result the way another CPU's kernels do, so an output that prints more digits
+# than the models can promise changes and fails nbval (docs-dev/KERNEL_SPREAD.md).
+JITTER_ENV = "TOYMODEL_WEIGHT_JITTER"
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
 LAYER_PARAMS = ("W_Q", "W_K", "W_V", "W_O")  # one per layer: stacked ``[layer, ...]`` in a file
 
@@ -78,7 +86,29 @@ def read_checkpoint_file(path: Path, fmt: str, what: str) -> tuple[dict, dict]:
         raise ValueError(f"{path} is not a valid safetensors checkpoint: {err}") from None
     if metadata.get("format") != fmt:
         raise ValueError(f"{path} is not a {what} (format {metadata.get('format')!r})")
-    return tensors, metadata
+    return _jitter(tensors), metadata
+
+
+def _jitter(tensors: dict) -> dict:
+    """``tensors`` unchanged, or perturbed as :data:`JITTER_ENV` asks (a test setting)."""
+    raw = os.environ.get(JITTER_ENV, "")
+    if not raw:
+        return tensors
+    try:
+        size = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"{JITTER_ENV} must be a relative size such as 1e-7, got {raw!r}") from None
+    if not 0 <= size < 1e-3:
+        raise ValueError(f"{JITTER_ENV} must lie in [0, 1e-3), got {size}")
+    out = {}
+    for name, t in tensors.items():
+        if t.is_floating_point():
+            g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+            noise = torch.randn(t.shape, generator=g, dtype=torch.float64)
+            t = (t.double() * (1 + size * noise)).to(t.dtype)
+        out[name] = t
+    return out
 
 
 def _load_weights(model: AttentionOnlyTransformer, tensors: dict, path: Path):

@@ -28,7 +28,7 @@ Shape names used below: ``batch``, ``pos`` (sequence length, at most ``n_ctx``),
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -36,6 +36,11 @@ from torch import nn
 from ._validate import check_positive_int
 
 __all__ = ["ModelConfig", "AttentionOnlyTransformer", "Attention", "Block", "Decomposition"]
+
+# "standard": W_pos is added to the residual stream once, with W_E. "shortformer": the residual
+# stream carries tokens only, and W_pos is added to the input of every layer's queries and keys
+# (never to values), as in TransformerLens' attention-only models (Press et al. 2021).
+POSITIONAL = ("standard", "shortformer")
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,23 @@ class ModelConfig:
     n_ctx: int = 8
     seed: int = 0
     n_layers: int = 1
+    # left out of the repr (and of to_dict when "standard"), so configs printed or saved before
+    # the option existed read the same
+    positional: str = field(default="standard", repr=False)
 
     def __post_init__(self):
         for name in ("d_vocab", "d_model", "d_head", "n_heads", "n_ctx", "n_layers"):
             check_positive_int(getattr(self, name), name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {POSITIONAL}, got {self.positional!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["positional"] == "standard":  # files written before the option stay byte-identical
+            del d["positional"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -151,7 +164,7 @@ class Attention(nn.Module):
         """``W_V @ W_O`` ``[head, d_model, d_model]``."""
         return self.W_V @ self.W_O
 
-    def forward(self, x, score_hook=None, z_hook=None, cache=None, prefix="attn"):
+    def forward(self, x, score_hook=None, z_hook=None, cache=None, prefix="attn", qk_pos=None):
         """What the layer adds to the residual stream ``x [batch, pos, d_model]``.
 
         Args:
@@ -162,12 +175,15 @@ class Attention(nn.Module):
                 ``[batch, head, pos, d_head]`` that returns edited ones (zeroing ``z[:, h]``
                 removes head ``h``'s output, since it writes ``z[:, h] @ W_O[h]``).
             cache: optional dict; ``prefix + ".hook_pattern"`` and ``".hook_z"`` are stored in it.
+            qk_pos: optional ``[pos, d_model]`` added to ``x`` for the queries and keys only
+                (shortformer positions).
 
         Returns:
             ``(out [batch, pos, d_model], pattern [batch, head, dest, src])``.
         """
-        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q)  # [batch, head, pos, d_head]
-        k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
+        xqk = x if qk_pos is None else x + qk_pos
+        q = torch.einsum("bpd,hde->bhpe", xqk, self.W_Q)  # [batch, head, pos, d_head]
+        k = torch.einsum("bpd,hde->bhpe", xqk, self.W_K)
         v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
         scores = _apply_hook(score_hook, q @ k.transpose(-1, -2), "score_hook")
         pattern = causal_softmax(scores, self.W_Q.shape[-1])  # [batch, head, dest, src]
@@ -289,9 +305,13 @@ class AttentionOnlyTransformer(nn.Module):
         return tokens.to(self.W_E.device, torch.long)
 
     def embed(self, tokens) -> torch.Tensor:
-        """``W_E[tokens] + W_pos[:pos]`` ``[batch, pos, d_model]`` for tokens ``[batch, pos]``."""
+        """``W_E[tokens] + W_pos[:pos]`` ``[batch, pos, d_model]`` for tokens ``[batch, pos]``
+        (``W_E[tokens]`` alone with shortformer positions)."""
         tokens = self.check_tokens(tokens)
-        return nn.functional.embedding(tokens, self.W_E) + self.W_pos[: tokens.shape[1]]
+        x = nn.functional.embedding(tokens, self.W_E)
+        if self.cfg.positional == "shortformer":
+            return x
+        return x + self.W_pos[: tokens.shape[1]]
 
     def _softmax(self, scores: torch.Tensor, score_hook=None) -> torch.Tensor:
         """Causal softmax of raw scores ``[batch, head, dest, src]`` scaled by ``1/sqrt(d_head)``.
@@ -330,6 +350,7 @@ class AttentionOnlyTransformer(nn.Module):
         if unknown:
             raise ValueError(f"unknown hook names {unknown}; expected some of {sorted(names)}")
         x = self.embed(tokens)  # [batch, pos, d_model]
+        qk_pos = self.W_pos[: x.shape[1]] if self.cfg.positional == "shortformer" else None
         patterns = []
         for layer, block in enumerate(self.blocks):
             prefix = f"blocks.{layer}"
@@ -339,7 +360,7 @@ class AttentionOnlyTransformer(nn.Module):
             scores_hook = score_hook if own is None else (
                 own if score_hook is None else (lambda s, a=score_hook, b=own: b(a(s))))
             out, pattern = block.attn(x, scores_hook, hooks.get(f"{prefix}.attn.hook_z"),
-                                      cache, f"{prefix}.attn")
+                                      cache, f"{prefix}.attn", qk_pos)
             x = x + out
             patterns.append(pattern)
         if cache is not None:

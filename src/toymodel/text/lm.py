@@ -167,6 +167,8 @@ def repeat_passages(w: torch.Tensor, k: int, g: torch.Generator, mode: str = "ha
 def _lr(cfg: LMConfig, step: int) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.extra.get("schedule") == "constant":  # no decay before a phase change can happen
+        return cfg.lr
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 

@@ -185,3 +185,96 @@ def training_probe(model, eos: int) -> dict:
             "induction": round(float(m.induction[1].max()), 4),
             "loss_first": round(m.loss_first, 4),
             "loss_second": round(m.loss_second, 4)}
+
+
+# ---------------------------------------------------------------------------------------------
+# induction on natural text (issue 31): what the model does with plain held-out windows
+# ---------------------------------------------------------------------------------------------
+
+TEXT_WINDOWS = 200  # the outside measurement: 200 held-out windows of 64 tokens
+TEXT_LENGTH = 64
+
+
+def text_windows(ids, n: int = TEXT_WINDOWS, length: int = TEXT_LENGTH,
+                 seed: int = 1234) -> torch.Tensor:
+    """``[n, length]`` windows of the token ids ``ids`` at offsets fixed by ``seed``."""
+    from .lm import sample_windows
+
+    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    return sample_windows(ids, n, length, torch.Generator().manual_seed(seed))
+
+
+def continuation_sources(w: torch.Tensor) -> torch.Tensor:
+    """``[n, dest, src]`` bool: ``src`` follows an earlier occurrence of the token at ``dest``.
+
+    For windows ``w`` ``[n, length]``, ``True`` where ``w[src - 1] == w[dest]`` and
+    ``src - 1 < dest - 1`` (the earlier occurrence and the token after it both lie before
+    ``dest``): the positions an induction head at ``dest`` attends to.
+    """
+    n, length = w.shape
+    same = w[:, :, None] == w[:, None, :]  # [n, dest, j]
+    j = torch.arange(length)
+    same &= j[None, None, :] < (j[None, :, None] - 1)
+    out = torch.zeros_like(same)
+    out[:, :, 1:] = same[:, :, :-1]
+    return out
+
+
+def continuation_targets(w: torch.Tensor) -> torch.Tensor:
+    """``[n, length - 1]`` bool: the next token after position ``p`` repeats the token that
+    followed an earlier occurrence of ``w[p]`` (what an induction head predicts right)."""
+    src = continuation_sources(w)[:, :-1, :]  # dest p < length - 1
+    nxt = w[:, 1:]  # [n, p]: the token to predict at p
+    hit = (w[:, None, :] == nxt[:, :, None]) & src  # w[src] == w[p + 1]
+    return hit.any(-1)
+
+
+@torch.no_grad()
+def continuation_attention(model, w: torch.Tensor) -> np.ndarray:
+    """``[n_layers, n_heads]``: mean attention, over positions whose token occurred earlier in
+    the window (and was followed by something before it), on the tokens that followed those
+    earlier occurrences."""
+    src = continuation_sources(w)
+    keep = src.any(-1)  # [n, dest]
+    if not keep.any():
+        raise ValueError("no token recurs in these windows")
+    _, pattern = model.run_with_pattern(w)
+    if pattern.ndim == 4:
+        pattern = pattern[:, None]
+    on = (pattern * src[:, None, None].to(pattern.dtype)).sum(-1)  # [n, layer, head, dest]
+    k = keep[:, None, None, :].to(on.dtype)
+    return ((on * k).sum((0, -1)) / k.sum((0, -1))).double().numpy()
+
+
+@torch.no_grad()
+def position_losses(model, w: torch.Tensor, hooks=None) -> torch.Tensor:
+    """``[n, length - 1]`` next-token losses of ``model`` on windows ``w``."""
+    logits = model(w, hooks=hooks)
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), w[:, 1:], reduction="none")
+
+
+def icl_score(losses: torch.Tensor) -> float:
+    """Late minus early loss: the mean over the last 8 positions minus that over positions 8-15
+    of ``[n, length - 1]`` per-position losses (negative: later tokens are predicted better)."""
+    return float(losses[:, -8:].mean() - losses[:, 8:16].mean())
+
+
+def text_probe(model, held_ids, eos: int) -> dict:
+    """The natural-text numbers a training log records: held-out loss and in-context-learning
+    score on 200 windows of 64 tokens, the best previous-token head of layer 0 on held-out text,
+    the best continuation attention of a layer-1 head, and the induction score on repeated
+    random tokens (:func:`training_probe`)."""
+    was_training = model.training
+    model.eval()
+    try:
+        w = text_windows(held_ids, length=min(TEXT_LENGTH, model.cfg.n_ctx))
+        losses = position_losses(model, w)
+        cont = continuation_attention(model, w)
+        prev = text_previous_token(model, held_ids)
+        out = {"text_loss": round(float(losses.mean()), 4), "icl": round(icl_score(losses), 4),
+               "text_prev": round(float(prev[0].max()), 4),
+               "continuation": round(float(cont[-1].max()), 4)}
+    finally:
+        model.train(was_training)
+    out.update(training_probe(model, eos))
+    return out
