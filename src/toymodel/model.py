@@ -406,6 +406,9 @@ class AttentionOnlyTransformer(nn.Module):
                 f"decompose needs a one-layer model, this one has {self.cfg.n_layers} layers; "
                 "use toymodel.composition.path_expansion"
             )
+        if self.cfg.positional != "standard":
+            raise ValueError("decompose needs standard positions (W_pos in the residual stream), "
+                             f"this model's are {self.cfg.positional!r}")
         x = self.embed(tokens)  # [batch, pos, d_model]
         xh = x.unsqueeze(1)  # [batch, 1, pos, d_model]
         scores = xh @ self.W_QK @ xh.transpose(-1, -2)  # [batch, head, dest, src]
