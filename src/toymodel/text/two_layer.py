@@ -278,3 +278,26 @@ def text_probe(model, held_ids, eos: int) -> dict:
         model.train(was_training)
     out.update(training_probe(model, eos))
     return out
+
+
+@torch.no_grad()
+def text_ablation(model, w: torch.Tensor, layer: int, head: int) -> dict:
+    """How much mean-ablating head ``layer.head`` raises the loss on plain windows ``w``.
+
+    Returns ``{"at_targets", "elsewhere", "n_targets"}``: the mean loss rise (nats) at the
+    positions whose next token repeats what followed an earlier occurrence of the current token
+    (:func:`continuation_targets`, where an induction head would be right) and at every other
+    position, and how many target positions there were.
+    """
+    _check(model)
+    if not 0 <= layer < model.cfg.n_layers or not 0 <= head < model.cfg.n_heads:
+        raise ValueError(f"no head {layer}.{head}: the model has {model.cfg.n_layers} layers of "
+                         f"{model.cfg.n_heads} heads")
+    hook = ablation_hook(head, "mean", mean_z(model, layer, w))
+    rise = (position_losses(model, w, hooks={f"blocks.{layer}.attn.hook_z": hook})
+            - position_losses(model, w))
+    t = continuation_targets(w)
+    if not t.any() or t.all():
+        raise ValueError("the windows need positions both with and without a repeated continuation")
+    return {"at_targets": float(rise[t].mean()), "elsewhere": float(rise[~t].mean()),
+            "n_targets": int(t.sum())}
