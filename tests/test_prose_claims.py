@@ -310,6 +310,13 @@ def test_the_composition_baseline_depends_on_the_rank():
     text = flat(page("composition"))
     assert "whatever the rank" not in text.replace("squared* score is $1/d_\\text{model}$ whatever the rank", "")
     assert "as the rank grows" in text
+    # issue 29, item 6: the rank-1 value the chapter quotes is the exact one, with its formula, and
+    # the Monte Carlo baseline is called an estimate with a standard error, not a value
+    assert "(rank1-baseline)=" in page("composition")
+    assert r"\frac{\Gamma\!\big(\tfrac{d}{2}\big)}{\sqrt{\pi}\;\Gamma\!\big(\tfrac{d+1}{2}\big)}" in text
+    assert "04_two_layers.ipynb::tl_baseline_rank1" in text and "standard error" in text
+    from toymodel.composition import rank1_baseline
+    assert rank1_baseline(d) == pytest.approx(math.gamma(d / 2) / (math.sqrt(math.pi) * math.gamma((d + 1) / 2)))
 
 
 # ---------------------------------------------------------------------------------------------
