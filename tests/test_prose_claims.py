@@ -79,6 +79,22 @@ def test_attention_pattern_entry_mentions_the_causal_mask():
 # ---------------------------------------------------------------------------------------------
 
 
+def test_notation_keeps_the_reader_s_needs_and_leaves_the_translation_to_the_appendix():
+    # issue 29, item 11: the full row/column dictionary is an appendix, not the first chapter
+    import yaml
+
+    notation, appendix = flat(page("notation")), flat(page("column_convention"))
+    for kept in ("### Sizes", "### Weights", "## The two circuits of a head", "## End-to-end circuits",
+                 "**the same matrices**", "**the transposes**", "{doc}`column_convention`"):
+        assert kept in notation, kept
+    for moved in ("(convention-translation)=", "(ov-transpose)=", "(mixed-conventions)=",
+                  "| | This book (rows, `x @ W`) | Elhage et al. (columns, `W x`) |", "^\\text{col}"):
+        assert moved not in notation and moved in appendix, moved
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    reference = next(p for p in toc["parts"] if p["caption"] == "Reference")
+    assert {"file": "book/column_convention"} in reference["chapters"]
+
+
 def test_notation_does_not_give_the_full_qk_circuit_an_unembedding():
     text = flat(page("notation"))
     assert "embedding before and the unembedding after turns the circuits" not in text
@@ -195,15 +211,15 @@ def _no_space(text: str) -> str:
     return re.sub(r"\\[,;!]|\s+", "", text)
 
 
-def test_the_ov_transpose_is_derived_on_the_notation_page_only():
+def test_the_ov_transpose_is_derived_in_the_appendix_only():
     pattern = re.compile(r"\(W_EW_VW_OW_U\)\^\\top|\(W_EW_\{OV\}W_U\)\^\\top")
     holders = [p.name for p in PAGES if pattern.search(_no_space(p.read_text(encoding="utf-8")))]
-    assert holders == ["notation.md"], holders
+    assert holders == ["column_convention.md"], holders
 
 
 def test_the_paris_france_question_is_asked_once():
     holders = [p.name for p in PAGES if "France" in p.read_text(encoding="utf-8")]
-    assert holders == ["notation.md"], holders
+    assert holders == ["column_convention.md"], holders
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,11 +481,11 @@ def test_why_relabelling_w_u_is_forced_is_argued_in_the_one_layer_chapter_only()
                                                    "Testing the claims by editing one circuit")
 
 
-def test_the_ov_transpose_warning_has_its_home_on_the_notation_page():
-    assert labelled_heading(page("notation"), "ov-transpose").startswith(
+def test_the_ov_transpose_warning_has_its_home_in_the_appendix():
+    assert labelled_heading(page("column_convention"), "ov-transpose").startswith(
         "**The OV circuit comes out transposed.**")
     reading = re.compile(r"row is the output logit and the column the attended token")
-    assert holders(reading) == ["notation.md"], holders(reading)
+    assert holders(reading) == ["column_convention.md"], holders(reading)
     for name in ("ov_circuit", "composition"):
         assert "<ov-transpose>`" in flat(page(name)), f"{name} should link to the warning"
     # the OV chapter's warning box is one sentence and a link, not a second derivation
