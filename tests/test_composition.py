@@ -78,6 +78,29 @@ def test_baseline_is_seeded_and_scale_free():
         assert k == pytest.approx(1 / np.sqrt(32), abs=0.01)
 
 
+def test_rank1_baseline_is_exact_and_the_monte_carlo_estimate_agrees_within_its_spread():
+    # known values of the mean |cos| between two random directions: d = 1, 2 (2/pi), 3 (1/2)
+    assert comp.rank1_baseline(1) == pytest.approx(1.0, abs=1e-12)
+    assert comp.rank1_baseline(2) == pytest.approx(2 / np.pi, abs=1e-12)
+    assert comp.rank1_baseline(3) == pytest.approx(0.5, abs=1e-12)
+    exact = comp.rank1_baseline(32)
+    assert exact == pytest.approx(np.sqrt(2 / (np.pi * 32)), rel=0.01) and exact > np.sqrt(2 / (np.pi * 32))
+    draws = comp.composition_baseline_samples(32, 1, n_samples=20000, seed=3)
+    for kind, scores in draws.items():  # every kind is |cos| at rank 1
+        assert scores.shape == (20000,) and scores.dtype == torch.float64
+        se = scores.std().item() / np.sqrt(len(scores))
+        assert abs(scores.mean().item() - exact) < 4 * se, kind
+    with pytest.raises(ValueError, match="d_model"):
+        comp.rank1_baseline(0)
+
+
+def test_baseline_is_the_mean_of_its_samples():
+    draws = comp.composition_baseline_samples(32, 4, n_samples=300, seed=2)
+    means = comp.composition_baseline(32, 4, n_samples=300, seed=2)
+    assert means == {kind: float(scores.mean()) for kind, scores in draws.items()}
+    assert all(((s > 0) & (s < 1)).all() for s in draws.values())
+
+
 def test_shipped_model_composes_through_keys(model, roles):
     prev, other = roles
     scores, base = comp.composition_scores(model), comp.composition_baseline(32, 4)

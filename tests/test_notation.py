@@ -1,4 +1,5 @@
-"""Every identity stated on the notation page (book/notation.md), checked on random matrices.
+"""Every identity stated on the notation page and its appendix (book/notation.md,
+book/column_convention.md), checked on random matrices.
 
 Shapes follow the page: W_E [d_vocab, d_model], W_pos [n_ctx, d_model], W_Q/W_K/W_V
 [(n_heads,) d_model, d_head], W_O [(n_heads,) d_head, d_model], W_U [d_model, d_vocab],

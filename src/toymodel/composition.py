@@ -12,9 +12,11 @@ The composition score of a product ``W_A W_B`` is ``||W_A W_B||_F / (||W_A||_F |
 barely overlap. :func:`composition_baseline` gives what random matrices of the same shapes and
 ranks score, the level a score must clear to mean anything. For random matrices whose
 distribution does not change under rotation the mean squared score is ``1 / d_model`` whatever
-the rank; the mean score is smaller at low rank (about ``sqrt(2 / (pi d_model))`` at rank 1:
-``composition_baseline(32, 1)`` gives 0.14-0.15, against ``1 / sqrt(32) = 0.177``) and tends to
-``1 / sqrt(d_model)`` as the rank grows.
+the rank; the mean score is smaller at low rank and tends to ``1 / sqrt(d_model)`` as the rank
+grows. At rank 1 it is known exactly (:func:`rank1_baseline`): the mean ``|cos|`` of the angle
+between two random directions, ``Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))``, about
+``sqrt(2 / (pi d_model))``. At higher rank :func:`composition_baseline` estimates it by Monte Carlo,
+and :func:`composition_baseline_samples` returns the draws, for the estimate's spread.
 
 The module also holds the **K-composition full circuit** of an induction head
 (:func:`k_composition_circuit`), the **path expansion** of a two-layer model into direct,
@@ -28,6 +30,7 @@ All weights are taken at small size as plain ``[d_model, d_model]`` matrices.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +42,8 @@ __all__ = [
     "composition_score",
     "composition_scores",
     "composition_baseline",
+    "composition_baseline_samples",
+    "rank1_baseline",
     "k_composition_circuit",
     "top1_accuracy",
     "PathExpansion",
@@ -124,16 +129,18 @@ def composition_scores(model: AttentionOnlyTransformer, earlier: int = 0,
     return {kind: composition_score(*_pair(kind, *pairs)) for kind in KINDS}
 
 
-def composition_baseline(d_model: int, d_head: int, n_samples: int = 1000,
-                         seed: int = 0) -> dict[str, float]:
-    """Mean composition score of random matrices of the model's shapes and ranks.
+def composition_baseline_samples(d_model: int, d_head: int, n_samples: int = 1000,
+                                 seed: int = 0) -> dict[str, torch.Tensor]:
+    """Composition scores of ``n_samples`` random pairs of matrices of the model's shapes and ranks.
 
     Each ``W_OV = V O`` and ``W_QK = Q K^T`` is built from Gaussian factors ``[d_model, d_head]``
     and ``[d_head, d_model]``, as in a freshly initialised model; the score's scale does not
     depend on the factors' variance.
 
     Returns:
-        ``{"q": mean, "k": mean, "v": mean}`` over ``n_samples`` draws from ``seed``.
+        ``{"q": scores, "k": scores, "v": scores}``, each float64 ``[n_samples]``, drawn from
+        ``seed``: their mean is :func:`composition_baseline`, and their standard deviation divided
+        by ``sqrt(n_samples)`` is that mean's standard error.
     """
     d_model, d_head = check_positive_int(d_model, "d_model"), check_positive_int(d_head, "d_head")
     n = check_positive_int(n_samples, "n_samples")
@@ -144,8 +151,34 @@ def composition_baseline(d_model: int, d_head: int, n_samples: int = 1000,
         return f[0] @ f[1].transpose(-1, -2)  # [n, d_model, d_model], rank d_head
 
     ov_a, qk_b, ov_b = low_rank(), low_rank(), low_rank()
-    return {kind: float(composition_score(*_pair(kind, ov_a, qk_b, ov_b)).mean())
-            for kind in KINDS}
+    return {kind: composition_score(*_pair(kind, ov_a, qk_b, ov_b)) for kind in KINDS}
+
+
+def composition_baseline(d_model: int, d_head: int, n_samples: int = 1000,
+                         seed: int = 0) -> dict[str, float]:
+    """Mean composition score of random matrices of the model's shapes and ranks (Monte Carlo).
+
+    The mean of :func:`composition_baseline_samples` (same arguments). At ``d_head = 1`` the exact
+    value is :func:`rank1_baseline`.
+
+    Returns:
+        ``{"q": mean, "k": mean, "v": mean}`` over ``n_samples`` draws from ``seed``.
+    """
+    samples = composition_baseline_samples(d_model, d_head, n_samples, seed)
+    return {kind: float(scores.mean()) for kind, scores in samples.items()}
+
+
+def rank1_baseline(d_model: int) -> float:
+    """Exact mean composition score of random rank-1 matrices, of any kind (Q, K or V).
+
+    With ``W_A = a b^T`` and ``W_B = c d^T``, ``||W_A W_B||_F = |b . c| ||a|| ||d||``, so the score
+    is ``|cos|`` of the angle between ``b`` and ``c``: two independent Gaussian, hence uniformly
+    oriented, directions in ``d_model`` dimensions. Its mean is
+    ``Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))`` with ``d = d_model``, which is
+    ``sqrt(2 / (pi d)) (1 + O(1/d))``.
+    """
+    d = check_positive_int(d_model, "d_model")
+    return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
 
 
 def k_composition_circuit(model: AttentionOnlyTransformer, prev_head: int, ind_head: int,
