@@ -504,10 +504,9 @@ def test_the_ov_transpose_warning_has_its_home_in_the_appendix():
 # is done, its entry fails the test and must be removed from this set.
 AWAITING = {
     ("copying", "ov_circuit.md"), ("copying", "glossary.md"), ("copying", "language_models.md"),
-    ("copying", "05_language_one_layer.ipynb"), ("copying", "07_at_scale.ipynb"),
-    ("relabel", "03_editing_circuits.ipynb"),
+    ("copying", "05_language_one_layer.ipynb"),
     ("seed", "ov_circuit.md"), ("seed", "01_worked_example.ipynb"),
-    ("layernorm", "one_layer_model.md"), ("layernorm", "07_at_scale.ipynb"),
+    ("layernorm", "one_layer_model.md"),
 }
 SITE_BOOK = "https://qk-ov-circuits.github.io/qk-ov-book/book/"
 
