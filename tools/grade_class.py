@@ -14,7 +14,9 @@ platform's export). For every submission the tool
   installed here), and keeps that folder's ``results.json`` and a readable ``feedback.txt`` (the
   score and every failed check's message, per question) to return to the student,
 
-and writes ``DIR/gradebook.csv``: one row per student, a column per auto-graded question (its
+writes ``DIR/<assignment>/written_<question>.md`` (every student's answer to a question graded by
+hand, one after another, to read in bulk), and writes ``DIR/gradebook.csv``: one row per student,
+a column per auto-graded question (its
 maximum in the header), the automatic total of each assignment, and an empty column for each
 question graded by hand (``... written``, its maximum in the header) for the instructor to fill.
 
@@ -131,6 +133,28 @@ def feedback(name: str, student: str, scores: dict, qs) -> str:
     return "\n".join(lines) + "\n"
 
 
+def written_answer(notebook: Path, question: str) -> str:
+    """The student's answer to a question graded by hand: the markdown cells after its prompt
+    (``## Question N``), up to the next code cell or heading."""
+    number = question.removeprefix("q")
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return "(the notebook could not be read)"
+    out, inside = [], False
+    for cell in cells:
+        src = "".join(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown" and src.startswith(f"## Question {number}:"):
+            inside = True
+            continue
+        if inside:
+            if cell.get("cell_type") != "markdown" or src.lstrip().startswith("#"):
+                break
+            out.append(src.strip())
+    text = "\n\n".join(t for t in out if t)
+    return text or "(no answer)"
+
+
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submissions", type=Path, help="one folder per assignment")
@@ -177,6 +201,13 @@ def main(argv=None) -> Path:
             row[f"{name} automatic total (/{sum(p for _, p in auto):g})"] = \
                 f"{sum(scores.get(q, (0.0, ''))[0] for q, _ in auto):g}"
             print(f"{name} {student}: {row[header[-1 - sum(m for *_, m in qs)]]} automatic")
+        for q, points, manual in qs:  # every student's written answer, one file per question
+            if manual:
+                blocks = [f"# {name} {q}: written answers (out of {points:g})", ""]
+                for student, _ in submissions(args.submissions / name):
+                    nb = out / name / student / f"{name}.ipynb"
+                    blocks += [f"## {student}", "", written_answer(nb, q), ""]
+                (out / name / f"written_{q}.md").write_text("\n".join(blocks))
     path = out / "gradebook.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="")

@@ -347,6 +347,9 @@ def check_function(func, name: str, cases: Iterable[tuple], check: Callable):
             _fail(f"{name}({shapes}) raised {type(err).__name__}: {err}")
         if _not_answered(result):
             _fail(f"{name}({shapes}) returns `...`: replace the `...` in its body.")
+        from .own_work import scan_current
+
+        scan_current(func)  # the call may have asked the package for the answer
         try:
             check(result, *args)
         except CheckFailed as err:

@@ -170,6 +170,9 @@ RULES = {
 OWNERS = {asg: {n: q for q, r in rules.items() for n in (*r.functions, *r.names)}
           for asg, rules in RULES.items()}
 
+#: Answers for which None is a possible answer (a2 q6: no strength in the list suffices).
+NONE_IS_AN_ANSWER = frozenset({"enough"})
+
 _KEY = "__toymodel_calls__"
 _LIBRARY = ("torch", "numpy", "functools", "contextlib", "builtins", "threading", "typing")
 _INSTALLED = False
@@ -308,7 +311,7 @@ def _describe_missing(name: str, asg: str, question: str, env: dict) -> str | No
         if owner is not None:
             return (f"`{name}`{where} is still `...`: answer {_question_label(owner)} first; "
                     "this check uses it.")
-    if value is None and owner is not None:
+    if value is None and owner is not None and name not in NONE_IS_AN_ANSWER:
         if name in RULES[asg][owner].functions:
             return f"`{name}`{where} is None: define it with `def {name}(...)`."
         return (f"`{name}`{where} is None: the function that computes it returns nothing; end "
@@ -327,7 +330,7 @@ def check_own_work(env, assignment: str, question: str, needs=None):
         needs: the names the check reads; by default the parameters of the test function that
             calls this one (``grading`` and ``env`` left out).
     """
-    rule = RULES[assignment][question]
+    RULES[assignment][question]  # a KeyError names an unknown question early
     if not isinstance(env, dict):
         _fail("the check did not get the notebook's namespace (env); run it with grader.check.")
     if needs is None:
@@ -341,6 +344,24 @@ def check_own_work(env, assignment: str, question: str, needs=None):
         why = _describe_missing(name, assignment, question, env)
         if why:
             _fail(why)
+    _CONTEXT.update(env=env, assignment=assignment, question=question)
+    _scan_calls(env, assignment, question)
+
+
+#: The question whose check runs now (set by :func:`check_own_work`), so that the functions a
+#: check then calls (:func:`toymodel.grading.check_function`) are held to the same rule.
+_CONTEXT: dict = {}
+
+
+def scan_current(func=None):
+    """Apply the current question's rule to the calls recorded so far, after a check has run the
+    student's ``func`` on new inputs (only when ``func`` lives in the namespace being checked)."""
+    if _CONTEXT and getattr(func, "__globals__", None) is _CONTEXT["env"]:
+        _scan_calls(_CONTEXT["env"], _CONTEXT["assignment"], _CONTEXT["question"])
+
+
+def _scan_calls(env, assignment: str, question: str):
+    rule = RULES[assignment][question]
     for qualname, chain, targets, line in calls_of(env):
         if qualname not in rule.forbidden:
             continue

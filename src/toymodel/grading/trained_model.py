@@ -64,18 +64,19 @@ def check_winning_key(key, model, keys, query: int, name: str = "winner"):
     row_only = key_token_score(model, query, max(keys) + 1, with_position=False)
     by_row = int(keys[int(np.argmax(row_only[keys]))])
     wrong = {}
+    lowest = int(keys[int(np.argmin(row[keys]))])
+    if lowest != right:
+        wrong[lowest] = "that key gets the *lowest* score; the highest score wins the softmax."
+    if max(keys) != right:
+        wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
+                            "query's row of the full QK circuit." + (
+                                " It even gets the lowest score." if max(keys) == lowest else ""))
     if by_row != right:
         wrong[by_row] = ("that key wins on the query's row alone (question 1, tok_tok); the "
                          "query sits at the last position, so add the pos_tok term "
-                         "W_pos[-1] W_Q W_K^T W_E^T before comparing.")
-    lowest = int(keys[int(np.argmin(row[keys]))])
-    if lowest != right:
-        wrong.setdefault(lowest, "that key gets the *lowest* score; the highest score wins the "
-                         "softmax.")
-    if max(keys) != right:
-        wrong.setdefault(max(keys), "that is the largest number, the answer of a max head; read "
-                         "the query's row of the full QK circuit." + (
-                             " It even gets the lowest score." if max(keys) == lowest else ""))
+                         "W_pos[-1] W_Q W_K^T W_E^T before comparing." + (
+                             " (It is also the largest number, the answer of a max head.)"
+                             if by_row == max(keys) else ""))
     for i in range(len(keys)):
         if i not in keys and keys[i] == right:
             wrong.setdefault(i, f"that is the *position* of the winner in keys (keys[{i}]); "
