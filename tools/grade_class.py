@@ -127,9 +127,10 @@ def feedback(name: str, student: str, scores: dict, qs) -> str:
         score, text = scores.get(q, (0.0, "not graded"))
         lines.append(f"{q}: {score:g} / {points:g}")
         for block in text.split("❌ Test case failed")[1:]:
-            msg = [ln for ln in block.splitlines() if ln.strip()]
+            msg = [ln.strip() for ln in block.splitlines()
+                   if re.match(r"\s*\w*(Error|Exception|Failed): ", ln)]
             if msg:
-                lines.append("    " + msg[-1].strip())
+                lines.append("    " + msg[0])
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from .core import (
     _softmax,
     as_array,
     check_array,
+    check_close,
     check_index,
     check_verdict,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "check_pattern",
     "check_standard_route",
     "check_head_output",
+    "check_max_difference",
     "check_full_qk",
     "check_full_ov",
     "random_head",
@@ -171,6 +173,20 @@ def check_standard_route(output, x, W_Q, W_K, W_V, W_O, name: str = "standard_ou
          @ values),
         ("uses the scores transposed, k q^T: row i must be destination i's query against "
          "every key.", reference_pattern(scores.T, d_head) @ values),
+    ])
+
+
+def check_max_difference(value, standard_output, output, name: str = "max_difference"):
+    """The largest absolute difference between the student's two outputs (whatever they are:
+    a wrong ``output`` of an earlier question costs that question only)."""
+    a, b = as_array(standard_output, "standard_output"), as_array(output, "output")
+    if a.shape != b.shape:
+        _fail(f"standard_output {a.shape} and output {b.shape} should have the same shape.")
+    right = float(np.abs(a - b).max())
+    check_close(value, right, name, atol=1e-9, wrong=[
+        ("that is the largest *signed* difference; take np.abs first.", float((a - b).max())),
+        ("that is the mean difference; the question asks for the largest.",
+         float(np.abs(a - b).mean())),
     ])
 
 
