@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: lm book test lint unit other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions
+.PHONY: lm book test lint unit other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions grade-class
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,13 @@ colab: $(STAMP)
 # offline) in _build/assignments; never publish the autograder folders.
 assignments: $(TEST_STAMP)
 	$(BIN)/python assignments/build.py --out _build/assignments
+
+# Grade a class offline with otter (book/instructor.md): one folder per assignment under
+# SUBMISSIONS, one notebook per student; results, feedback and gradebook.csv go to OUT.
+SUBMISSIONS ?= submissions
+OUT ?= _build/grades
+grade-class: assignments
+	$(BIN)/python -m tools.grade_class $(SUBMISSIONS) --out $(OUT)
 
 # Every built page in Chromium with the network blocked (needs the build of strict-book or book);
 # screenshots go to _build/screenshots/.

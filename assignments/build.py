@@ -13,7 +13,8 @@ For each master ``assignments/<name>.ipynb`` it writes
 * ``<out>/publish/<name>/``     a copy of the student folder: the tree the assignments
   workflow pushes to the ``assignments`` branch, which the Colab links open.
 
-Offline: no PDF, no export cell. ``--run-tests`` also runs the master's solutions against every
+Offline: no PDF, no export cell. The grading image's requirements pin ``toymodel`` to the commit
+the assignments are built from (:func:`package_pin`), not to the moving main branch. ``--run-tests`` also runs the master's solutions against every
 check (otter executes the autograder notebook; slower).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -39,16 +41,55 @@ def masters(names=()) -> list[Path]:
     return found
 
 
+def package_pin() -> str:
+    """The requirement that pins the grading image to the package these assignments were built
+    from: the repository at the checked-out commit (``git rev-parse HEAD``), or, outside a git
+    checkout, the package's version."""
+    import subprocess
+
+    import toymodel
+    from toymodel._repo import REPO_URL
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    if len(commit) == 40:
+        return f"toymodel @ git+{REPO_URL}@{commit}"
+    return f"toymodel=={toymodel.__version__}"
+
+
+def pinned_master(master: Path, dest_dir: Path) -> Path:
+    """A copy of ``master`` whose configuration installs :func:`package_pin` in the grading image
+    (the committed master names the moving main branch, which Colab's install cell also uses)."""
+    text = master.read_text()
+    pin = package_pin()
+    lines = [f"  - {pin}  # the grading image: the package these assignments were built from\n"
+             if line.lstrip().startswith("- toymodel @") else line
+             for line in json.loads(text)["cells"][0]["source"]]
+    nb = json.loads(text)
+    nb["cells"][0]["source"] = lines
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / master.name
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
 def build_one(master: Path, out: Path, run_tests: bool = False) -> Path:
     """Run ``otter assign`` on one master; returns ``<out>/<name>``."""
+    import tempfile
+
     from otter.assign import main as otter_assign  # heavy import (about 10 s): only here
 
     dest = out / master.stem
     if dest.exists():
         shutil.rmtree(dest)
     log = io.StringIO()
-    with contextlib.redirect_stdout(log):  # otter prints a points table; keep the log short
-        otter_assign(str(master), str(dest), no_pdfs=True, no_run_tests=not run_tests)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(log):
+        # otter prints a points table; keep the log short
+        source = pinned_master(master, Path(tmp))
+        otter_assign(str(source), str(dest), no_pdfs=True, no_run_tests=not run_tests)
     publish = out / "publish" / master.stem
     if publish.exists():
         shutil.rmtree(publish)

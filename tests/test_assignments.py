@@ -28,6 +28,7 @@ ASSIGNMENTS = ROOT / "assignments"
 otter = pytest.importorskip("otter", reason="otter-grader is in requirements-test.txt")
 
 from toymodel import grading  # noqa: E402
+from toymodel.grading import _answers as ref  # noqa: E402
 
 
 def _load_build():
@@ -259,8 +260,10 @@ def test_blank_student_version_runs_and_checks_fail(built, name):
         text = messages(result)
         # every failure is one of grading's messages (not a NameError or a bare assert) ...
         assert text.count("CheckFailed: ") == text.count("Test case failed"), text
-        # ... and says what is missing: a `...` left in place or a head left at zero
-        assert "`...`" in text or "all zeros" in text or "is zero" in text, text
+        # ... and says what is missing: a `...` left in place, an answer not computed, or a
+        # head left at zero
+        assert ("`...`" in text or "all zeros" in text or "is zero" in text
+                or "does not exist yet" in text), text
 
 
 def _solve(built, name):
@@ -355,7 +358,7 @@ def test_colab_like_run_of_a_student_version(built, tmp_path, monkeypatch):
     assert ns["grader"].interpreter is ocu.IPythonInterpreter.COLAB
     assert not (tmp_path / f"{name}.ipynb").exists()
     assert sorted(checks) == [f"q{i}" for i in range(1, 8)]  # q8 is answered in words
-    assert "W_QK is still `...`" in messages(checks["q1"])
+    assert "`W_QK` is still `...`" in messages(checks["q1"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,17 +385,17 @@ def test_a1_rejects_wrong_answers(solved_a1):
     assert_rejected(ns, tests, "q3", {"scores": x @ W_QK.T @ x.T}, "transposed")
     assert_rejected(ns, tests, "q3", {"scores": x @ W_QK @ x.T / 2}, "sqrt(d_head)")
     scores = x @ W_QK @ x.T
-    no_mask = grading.reference_pattern(scores, 4, causal=False)
-    no_scale = grading.reference_pattern(scores * 2, 4)
+    no_mask = ref.reference_pattern(scores, 4, causal=False)
+    no_scale = ref.reference_pattern(scores * 2, 4)
     assert_rejected(ns, tests, "q4", {"pattern": no_mask}, "no causal mask")
     assert_rejected(ns, tests, "q4", {"pattern": no_scale}, "1/sqrt(d_head)")
     assert_rejected(ns, tests, "q4", {"causal_pattern": lambda s, d: np.exp(s) / np.exp(s).sum(
         -1, keepdims=True)}, "causal_pattern(")
-    pattern = grading.reference_pattern(scores, 4)
+    pattern = ref.reference_pattern(scores, 4)
     W_OV = W_V @ W_O
     assert_rejected(ns, tests, "q5", {"output": pattern.T @ (x @ W_OV)}, "pattern transposed")
     assert_rejected(ns, tests, "q5", {"output": pattern @ (x @ W_OV.T)}, "W_OV transposed")
-    wrong_std = grading.reference_pattern(scores * 2, 4) @ (x @ W_OV)
+    wrong_std = ref.reference_pattern(scores * 2, 4) @ (x @ W_OV)
     assert_rejected(ns, tests, "q6", {"standard_output": wrong_std}, "1/sqrt(d_head)")
     assert_rejected(ns, tests, "q6", {"max_difference": 0.5}, "max_difference")
 
@@ -452,7 +455,7 @@ def test_a3_rejects_wrong_answers(solved_a3):
                     "transposed")
     assert_rejected(ns, tests, "q4", {"copy_score": 1.0}, "|eigenvalues|")
     assert_rejected(ns, tests, "q4", {"copying_sign": -ns["copying_sign"]}, "sign")
-    by_column = grading.top1_of(full_ov.T, n)
+    by_column = ref.top1_of(full_ov.T, n)
     assert by_column != ns["ov_top1"]
     assert_rejected(ns, tests, "q5", {"ov_top1": by_column}, "column")
 
@@ -462,25 +465,25 @@ def test_a4_rejects_wrong_answers(solved_a4):
 
     ns, tests = solved_a4
     model, resid0, tokens, prev_head = ns["model"], ns["resid0"], ns["tokens"], ns["prev_head"]
-    scores = grading.two_layer_scores(model, resid0, 0, 0)
-    unmasked = grading.reference_pattern(scores, model.cfg.d_head, causal=False)
+    scores = ref.two_layer_scores(model, resid0, 0, 0)
+    unmasked = ref.reference_pattern(scores, model.cfg.d_head, causal=False)
     assert_rejected(ns, tests, "q1", {"pattern": unmasked}, "no causal mask")
     assert_rejected(ns, tests, "q1", {"head_pattern": lambda m, x, layer, h: torch.as_tensor(
-        grading.reference_pattern(grading.two_layer_scores(m, x, layer, h), 1))},
+        ref.reference_pattern(ref.two_layer_scores(m, x, layer, h), 1))},
         "head_pattern(")
     heads = range(model.cfg.n_heads)
-    raw_scores = [grading.previous_token_score_of(grading.two_layer_scores(model, resid0, 0, h))
+    raw_scores = [ref.previous_token_score_of(ref.two_layer_scores(model, resid0, 0, h))
                   for h in heads]
     assert_rejected(ns, tests, "q2", {"prev_scores": np.array(raw_scores)}, "raw scores")
-    no_mask = [grading.previous_token_score_of(grading.reference_pattern(
-        grading.two_layer_scores(model, resid0, 0, h), model.cfg.d_head, causal=False))
+    no_mask = [ref.previous_token_score_of(ref.reference_pattern(
+        ref.two_layer_scores(model, resid0, 0, h), model.cfg.d_head, causal=False))
         for h in heads]
     assert_rejected(ns, tests, "q2", {"prev_scores": np.array(no_mask)}, "causal mask")
     assert_rejected(ns, tests, "q2", {"previous_token_score": lambda p: float(
         torch.as_tensor(p).detach().diagonal(dim1=-2, dim2=-1).mean())}, "previous_token_score(")
     assert_rejected(ns, tests, "q2", {"prev_head": 1 - prev_head}, "highest")
     W_OV0, W_QK1 = ns["W_OV0"], ns["W_QK1"]
-    reversed_ = np.array([[grading.composition_score_of(W_OV0[a].T, W_QK1[b]) for b in heads]
+    reversed_ = np.array([[ref.composition_score_of(W_OV0[a].T, W_QK1[b]) for b in heads]
                           for a in heads])
     assert_rejected(ns, tests, "q3", {"k_comp": reversed_}, "wrong order")
     assert_rejected(ns, tests, "q3", {"composition_score": lambda a, b: ns["composition_score"](
@@ -500,7 +503,7 @@ def test_a4_rejects_wrong_answers(solved_a4):
 
 #: The auto-checked open-ended question of each assignment and the manual one after it.
 OPEN_ENDED = {"a1_head_by_hand": ("q7", "q8"), "a2_build_a_head": ("q6", "q7"),
-              "a3_read_a_trained_model": ("q6", "q7"), "a4_composition": ("q5", "q6"),
+              "a3_read_a_trained_model": ("q6", "q7"), "a4_composition": ("q5", "q7"),
               "a5_language_model": ("q5", "q6")}
 
 
@@ -555,11 +558,11 @@ def test_a1_open_ended_checks_the_evidence(solved_a1):
     args = [ns[k] for k in ("x", "W_Q", "W_K")]
     dest, src, factors = ns["dest"], ns["src"], ns["factors"]
     assert ns["weight_rises"] is False  # the source is not the top of its row: its weight falls
-    both = grading.scaled_weights(*args, dest, src, factors, scale_keys=True)
+    both = ref.scaled_weights(*args, dest, src, factors, scale_keys=True)
     assert_rejected(ns, tests, "q7", {"evidence": both}, "c^2")
-    flipped = grading.scaled_weights(*args, src, dest, factors)
+    flipped = ref.scaled_weights(*args, src, dest, factors)
     assert_rejected(ns, tests, "q7", {"evidence": flipped}, "pattern[dest, src]")
-    rows = np.stack([grading.reference_pattern(ns["x"] @ (c * ns["W_Q"]) @ ns["W_K"].T @ ns["x"].T,
+    rows = np.stack([ref.reference_pattern(ns["x"] @ (c * ns["W_Q"]) @ ns["W_K"].T @ ns["x"].T,
                                                4)[dest] for c in factors])
     assert_rejected(ns, tests, "q7", {"evidence": rows}, "whole row")
     assert_rejected(ns, tests, "q7", {"weight_rises": True}, "does not follow from your evidence")
@@ -567,11 +570,11 @@ def test_a1_open_ended_checks_the_evidence(solved_a1):
     assert_rejected(ns, tests, "q7", {"dest": 0}, "one source only")
     assert_rejected(ns, tests, "q7", {"dest": 1, "src": 2}, "masked")
     assert_rejected(ns, tests, "q7", {"weight_vs_scale": lambda x, q, k, d, s, f: np.array([
-        grading.reference_pattern(x @ (c * q) @ k.T @ x.T, 1)[d, s] for c in f])},
+        ref.reference_pattern(x @ (c * q) @ k.T @ x.T, 1)[d, s] for c in f])},
         "weight_vs_scale(")
     # a student who picks the top source sees the weight rise: the check agrees
     top = int(np.argmax(ns["scores"][dest]))
-    ev = grading.scaled_weights(*args, dest, top, factors)
+    ev = ref.scaled_weights(*args, dest, top, factors)
     grading.check_scale_evidence(ev, *args, dest, top, factors, True)
 
 
@@ -596,7 +599,7 @@ def test_a3_open_ended_checks_the_evidence(solved_a3):
     ns, tests = solved_a3
     model, lists = ns["model"], ns["my_lists"]
     assert ns["supports"] is False  # on lists of large numbers the head misses the smallest
-    assert_rejected(ns, tests, "q6", {"on_min": grading.attention_on(model, lists, "max")},
+    assert_rejected(ns, tests, "q6", {"on_min": ref.attention_on(model, lists, "max")},
                     "*largest*")
     assert_rejected(ns, tests, "q6", {"supports": True}, "does not follow from your evidence")
     assert_rejected(ns, tests, "q6", {"my_lists": lists[:, :-1]}, "query token")
@@ -604,15 +607,15 @@ def test_a3_open_ended_checks_the_evidence(solved_a3):
     no_query[:, -1] = 0
     assert_rejected(ns, tests, "q6", {"my_lists": no_query}, "end with the query token")
     assert_rejected(ns, tests, "q6", {"my_lists": lists[:10],
-                                      "on_min": grading.attention_on(model, lists[:10])},
+                                      "on_min": ref.attention_on(model, lists[:10])},
                     "at least 20")
     # lists of small numbers support the hypothesis, and the check accepts that conclusion
     g = torch.Generator().manual_seed(1)
     small = torch.cat([torch.randint(0, 8, (50, 5), generator=g),
                        torch.full((50, 1), ns["query"])], dim=1)
-    grading.check_min_attention(grading.attention_on(model, small), model, small,
+    grading.check_min_attention(ref.attention_on(model, small), model, small,
                                 ns["task"].n_numbers, True)
-    assert_rejected(ns, tests, "q6", {"attention_on_min": lambda m, t: grading.attention_on(
+    assert_rejected(ns, tests, "q6", {"attention_on_min": lambda m, t: ref.attention_on(
         m, t, "max")}, "attention_on_min(")
 
 
@@ -621,55 +624,55 @@ def test_a4_open_ended_checks_the_evidence(solved_a4):
     model, tokens = ns["model"], ns["tokens"]
     ind, base = np.asarray(ns["ind_scores"]), np.asarray(ns["control_scores"])
     assert np.all(ind > 2 * base) and ns["induction_heads"] == list(range(model.cfg.n_heads))
-    dup = grading.layer_offset_scores(model, tokens, shift=0)
+    dup = ref.layer_offset_scores(model, tokens, shift=0)
     assert_rejected(ns, tests, "q5", {"ind_scores": dup}, "duplicate-token")
-    assert_rejected(ns, tests, "q5", {"ind_scores": grading.layer_offset_scores(
+    assert_rejected(ns, tests, "q5", {"ind_scores": ref.layer_offset_scores(
         model, tokens, layer=0)}, "layer 0")
     assert_rejected(ns, tests, "q5", {"control_scores": ind}, "other set of sequences")
     assert_rejected(ns, tests, "q5", {"induction_heads": [0]}, "does not follow")
     assert_rejected(ns, tests, "q5", {"ind_scores": ind[:1]}, "shape")
-    assert_rejected(ns, tests, "q5", {"induction_score": lambda p: grading.offset_score_of(p, 0)},
+    assert_rejected(ns, tests, "q5", {"induction_score": lambda p: ref.offset_score_of(p, 0)},
                     "duplicate token")
 
 
 def test_a5_rejects_wrong_answers(solved_a5):
     ns, tests = solved_a5
-    model, head, A, freq = ns["model"], ns["HEAD"], ns["A"], ns["frequent"]
-    qk = grading.lm_full_qk(model, head)
-    assert_rejected(ns, tests, "q1", {"full_qk": grading.lm_full_qk(model, head, "none")},
+    model, head, B, freq = ns["model"], ns["HEAD"], ns["B"], ns["frequent"]
+    qk = ref.lm_full_qk(model, head)
+    assert_rejected(ns, tests, "q1", {"full_qk": ref.lm_full_qk(model, head, "none")},
                     "mean of W_pos")
     assert_rejected(ns, tests, "q1", {"full_qk": qk.T}, "transposed")
     assert_rejected(ns, tests, "q1", {"full_qk_of": lambda m, h: ns["full_qk_of"](m, h).T},
                     "full_qk_of(")
-    ov = grading.lm_full_ov(model, head)
+    ov = ref.lm_full_ov(model, head)
     assert_rejected(ns, tests, "q2", {"full_ov": ov.T}, "transposed")
-    assert_rejected(ns, tests, "q2", {"full_ov": grading.lm_full_ov(model, head + 1)},
+    assert_rejected(ns, tests, "q2", {"full_ov": ref.lm_full_ov(model, head + 1)},
                     f"not of head {head}")
-    b, c = ns["b"], ns["c"]
-    assert (b, c) == grading.read_trigram_of(model, head, A, freq)
-    keep = [int(t) for t in freq if t != A]
-    by_column = keep[int(np.argmax(qk[keep, A]))]
-    assert by_column != b
-    assert_rejected(ns, tests, "q3", {"b": by_column}, "A's row")
+    a, c = ns["a"], ns["c"]
+    assert (a, c) == ref.read_trigram_of(model, head, B, freq)
+    keep = [int(t) for t in freq if t != B]
+    by_column = keep[int(np.argmax(qk[keep, B]))]
+    assert by_column != a
+    assert_rejected(ns, tests, "q3", {"a": by_column}, "B's row")
     full = [int(t) for t in freq]
-    from_a = full[int(np.argmax(ov[A, full]))]
-    assert from_a != c
-    assert_rejected(ns, tests, "q3", {"c": from_a}, "read B's row")
+    from_b = full[int(np.argmax(ov[B, full]))]
+    assert from_b != c
+    assert_rejected(ns, tests, "q3", {"c": from_b}, "read A's row")
     w, p = ns["windows"], ns["prob_c"]
-    assert ns["raised"] is True and grading.raised_by(ns["lift"])
+    assert ns["raised"] is True and ref.raised_by(ns["lift"])
     for slip, phrase in (("anywhere", "*earlier*"), ("late", "one position late"),
                          ("swap", "swapped"), ("here", "next token")):
-        assert_rejected(ns, tests, "q4", {"lift": grading.lift_of(w, p, A, b, c, slip)}, phrase)
+        assert_rejected(ns, tests, "q4", {"lift": ref.lift_of(w, p, a, B, c, slip)}, phrase)
     assert_rejected(ns, tests, "q4", {"lift": list(ns["lift"].values())}, "should be a dict")
     assert_rejected(ns, tests, "q4", {"raised": False}, "does not follow from your evidence")
-    # the student's own skip-trigram
-    assert_rejected(ns, tests, "q5", {"my_trigram": (head, A, b, c)}, "question 3")
-    low = int(np.argmin(qk[A, keep]))
-    assert_rejected(ns, tests, "q5", {"my_trigram": (head, A, keep[low], c)}, "do not suggest")
-    assert_rejected(ns, tests, "q5", {"my_trigram": (99, A, b, c)}, "out of range")
+    # the student's own skip-trigram, in text order (head, a earlier, b current, c next)
+    assert_rejected(ns, tests, "q5", {"my_trigram": (head, a, B, c)}, "question 3")
+    low = int(np.argmin(qk[B, keep]))
+    assert_rejected(ns, tests, "q5", {"my_trigram": (head, keep[low], B, c)}, "do not suggest")
+    assert_rejected(ns, tests, "q5", {"my_trigram": (99, a, B, c)}, "out of range")
     assert_rejected(ns, tests, "q5", {"my_raised": not ns["my_raised"]}, "does not follow")
     mh, ma, mb, mc = ns["my_trigram"]
-    wrong = grading.lift_of(*ns["next_token_probs"](mc), ma, mb, mc, "late")
+    wrong = ref.lift_of(*ns["next_token_probs"](mc), ma, mb, mc, "late")
     assert_rejected(ns, tests, "q5", {"my_lift": wrong}, "one position late")
 
 
@@ -681,14 +684,14 @@ def test_a5_rare_tokens_are_not_evidence():
     model = lm.load_lm("one_layer")
     held = lm.token_ids("held_out")[:32_768]
     seen = np.bincount(held.astype(np.int64), minlength=model.cfg.d_vocab)
-    rare_a = int(np.argsort(seen, kind="stable")[0])  # a token the held-out text lacks
-    assert seen[rare_a] < 30
-    qk, ov = grading.lm_full_qk(model, 0), grading.lm_full_ov(model, 0)
+    rare_b = int(np.argsort(seen, kind="stable")[0])  # a token the held-out text lacks
+    assert seen[rare_b] < 30
+    qk, ov = ref.lm_full_qk(model, 0), ref.lm_full_ov(model, 0)
     cand = np.arange(model.cfg.d_vocab)
-    b = int(next(t for t in np.argsort(-qk[rare_a], kind="stable") if t != rare_a))
-    c = int(np.argmax(ov[b]))
+    a = int(next(t for t in np.argsort(-qk[rare_b], kind="stable") if t != rare_b))
+    c = int(np.argmax(ov[a]))
     with pytest.raises(grading.CheckFailed, match="choose more frequent tokens"):
-        grading.check_own_trigram((0, rare_a, b, c), {}, True, model, held, cand)
+        grading.check_own_trigram((0, a, rare_b, c), {}, True, model, held, cand)
 
 
 # --------------------------------------------------------------------------------------------
@@ -729,7 +732,7 @@ def test_pattern_check_names_each_mistake():
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(4, 4)) * 3
     d = 4
-    right = grading.reference_pattern(scores, d)
+    right = ref.reference_pattern(scores, d)
     grading.check_pattern(right, scores, d)
 
     def softmax(s, axis=-1):
@@ -791,7 +794,8 @@ def test_preview_and_summary_tolerate_blanks(capsys):
     text = grading.summary({"a": lambda: ..., "b": 0.25, "c": lambda: 1 / 0, "d": np.ones(2)})
     out = capsys.readouterr().out
     assert "not answered yet" in out and "[[0. 1.]\n [4. 5.]]" in out
-    assert text.splitlines()[1].endswith("0.2500") and "not answered yet" in text.splitlines()[2]
+    assert text.splitlines()[1].endswith("0.2500")
+    assert "error: ZeroDivisionError" in text.splitlines()[2]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -813,3 +817,198 @@ def test_master_markdown_follows_the_book_rules(name):
                if c["cell_type"] == "markdown" and "*Learning goal:*" in "".join(c["source"])]
     assert prompts and all(re.search(r"<summary>Hint( \d)?</summary>", p) and "*Difficulty:*" in p
                            and "*Estimated time:*" in p for p in prompts)
+
+
+# --------------------------------------------------------------------------------------------
+# every named mistake, played against its check: a table of wrong answers and expected phrases
+# --------------------------------------------------------------------------------------------
+
+DELETE = object()  # a change that removes a name (an upstream cell that failed)
+
+
+class Student:
+    """Source run in the trial namespace as the student's own cell (so its package calls are
+    recorded as the student's)."""
+
+    def __init__(self, src: str):
+        self.src = src
+
+
+def _apply(ns: dict, changes: dict) -> dict:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    trial = {**ns, "__toymodel_calls__": []}
+    for key, value in changes.items():
+        if value is DELETE:
+            trial.pop(key, None)
+        elif isinstance(value, Student):
+            src = TransformerManager().transform_cell(value.src)
+            import linecache
+
+            fn = f"<student-cell-{abs(hash(src))}>"
+            linecache.cache[fn] = (len(src), None, src.splitlines(True), fn)
+            exec(compile(src, fn, "exec"), trial)
+        else:
+            trial[key] = value
+    return trial
+
+
+def _set_qk_src(body: str) -> str:
+    return ("import torch\ndef set_qk(model, strength=20.0):\n"
+            "    V, C = model.cfg.d_vocab, model.cfg.n_ctx\n    with torch.no_grad():\n" + body)
+
+
+def _mistakes(name, ns):
+    """``[(question, changes, phrase)]``: each named mistake of the issue for one assignment."""
+    import torch
+
+    if name == "a1_head_by_hand":
+        x, W_Q, W_K = ns["x"], ns["W_Q"], ns["W_K"]
+        s = x @ W_Q @ W_K.T @ x.T
+        diag_masked = np.where(np.triu(np.ones((3, 3), bool)), -np.inf, s / 2)
+        with np.errstate(invalid="ignore"):
+            e = np.exp(diag_masked - diag_masked.max(-1, keepdims=True))
+            diag = e / e.sum(-1, keepdims=True)
+        return [
+            ("q3", {"W_QK": DELETE}, "`W_QK` (question 1) does not exist yet"),
+            ("q3", {"scores": None}, "returns nothing"),
+            ("q4", {"pattern": diag}, "hides the diagonal too"),
+            ("q4", {"pattern": ref.reference_pattern(s * 2 / 4, 4)}, "not by its square root"),
+            ("q4", {"pattern": "0.5"}, "string"),
+            ("q1", {"qk_circuit": Student("from toymodel import circuits\ndef qk_circuit(W_Q, W_K)"
+                                          ":\n    return circuits.qk_circuit(W_Q, W_K)\n")},
+             "write this yourself; `toymodel.circuits.qk_circuit` computes it"),
+            ("q4", {"causal_pattern": Student(
+                "from toymodel.circuits import attention_pattern as ap\n"
+                "def causal_pattern(scores, d_head):\n    return ap(scores, d_head, causal=True)\n"
+                "pattern = causal_pattern(scores, d_head)\n")}, "toymodel.circuits.attention_pattern"),
+            ("q5", {"head_output": Student(
+                "from toymodel.grading import _answers\ndef head_output(p, x, W_OV):\n"
+                "    return p @ x @ W_OV\n_answers.reference_pattern(scores, 4)\n")}, None),
+        ]
+    if name == "a2_build_a_head":
+        model = grading.blank_model(5, 6)
+        ns["set_qk"](model, float("nan"))
+        ns["set_ov"](model)
+        tokens = ns["tokens"]
+        with torch.no_grad():
+            right = (model(tokens).argmax(-1)[:, 1:] == tokens[:, :-1]).float().mean().item()
+        del right
+        return [
+            ("q1", {"set_qk": Student(_set_qk_src(
+                "        V, C = 5, 6\n        for p in range(C):\n"
+                "            model.W_Q[0, V + p, p] = strength\n        for j in range(C - 1):\n"
+                "            model.W_K[0, V + j, j + 1] = 1.0\n"))}, "typed in"),
+            ("q1", {"model": model}, "NaN"),
+            ("q1", {"set_qk": Student(_set_qk_src(
+                "        for p in range(C):\n            model.W_Q[0, V + p, p] = strength\n"
+                "            model.W_K[0, V + p, p] = 1.0\n"))}, "diagonal"),
+            ("q3", {"set_ov": Student(
+                "import torch\ndef set_ov(model):\n    V, C = model.cfg.d_vocab, model.cfg.n_ctx\n"
+                "    with torch.no_grad():\n        for t in range(V):\n"
+                "            model.W_V[0, t, t] = 1.0\n            model.W_O[0, t, V + C + t] = -1.0\n"
+            )}, "suppresses"),
+            ("q5", {"accuracy": "1.0"}, "string"),
+            ("q5", {"accuracy": ns["accuracy"] * ns["tokens"][:, 1:].numel()}, "*number*"),
+            ("q4", {"full_ov": Student(
+                "from toymodel import circuits\ndef full_ov(model):\n"
+                "    return circuits.full_ov_circuit(model.W_E.detach(), model.W_V[0].detach(), "
+                "model.W_O[0].detach(), model.W_U.detach())\n")}, "write this yourself"),
+        ]
+    if name == "a3_read_a_trained_model":
+        model, query = ns["model"], ns["query"]
+        row_only = ref.key_token_score(model, query, 16, with_position=False)
+        keys = [4, 9, 15]
+        by_row = keys[int(np.argmax(row_only[keys]))]
+        out = [
+            ("q4", {"full_ov": np.asarray(ns["full_ov"])[:, :5]}, "fix question 3 first"),
+            ("q5", {"ov_top1": ns["ov_top1"] * ns["task"].n_numbers}, "*number*"),
+            ("q2", {"winner": keys.index(ns["winner"])}, "*position*"),
+            ("q4", {"copying_score": Student(
+                "from toymodel import circuits\nimport torch\ndef copying_score(M):\n"
+                "    M = torch.as_tensor(M).double()\n    eye = torch.eye(len(M), dtype=M.dtype)\n"
+                "    return circuits.copying_score(eye, eye, M, eye)\n")}, "write this yourself"),
+        ]
+        if by_row != ns["winner"]:
+            out.append(("q2", {"winner": by_row}, "pos_tok"))
+        return out
+    if name == "a4_composition":
+        model, tokens, prev = ns["model"], ns["tokens"], ns["prev_head"]
+        heads = range(model.cfg.n_heads)
+        W_OV0, W_QK1 = ns["W_OV0"], ns["W_QK1"]
+        no_t = np.array([[ref.composition_score_of(W_QK1[b], W_OV0[a]) for b in heads]
+                         for a in heads])
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens)
+        pats = cache["blocks.0.attn.hook_pattern"].double().numpy()
+        n = pats.shape[-1]
+        diag = np.array([pats[:, h][..., np.arange(n), np.arange(n)].mean() for h in heads])
+        from toymodel.composition import ablation_hook
+        from toymodel.induction import induction_accuracy
+
+        layer1 = induction_accuracy(model, hooks={"blocks.1.attn.hook_z": ablation_hook(prev)})
+        return [
+            ("q2", {"prev_scores": diag}, "previous-token stripe"),
+            ("q3", {"k_comp": no_t}, "leaves out the transpose"),
+            ("q4", {"zero_head": Student("def zero_head(head):\n    def hook(z):\n"
+                                         "        z = z.clone()\n        z[head] = 0\n"
+                                         "        return z\n    return hook\n")}, "wrong axis"),
+            ("q4", {"ablated_accuracy": layer1}, "layer 1"),
+            ("q5", {"ind_scores": ref.layer_offset_scores(model, tokens, shift=2)}, "off by one"),
+            ("q6", {"k_removed": ref.side_removed_scores(model, tokens, prev, "q")}, "queries"),
+            ("q6", {"reads_through": "q"}, "does not follow"),
+            ("q3", {"composition_score": Student(
+                "from toymodel import composition\nimport torch\ndef composition_score(A, B):\n"
+                "    return float(composition.composition_score(torch.as_tensor(A), "
+                "torch.as_tensor(B)))\n")}, "write this yourself"),
+        ]
+    if name == "a5_language_model":
+        model, head = ns["model"], ns["HEAD"]
+        keep = [int(t) for t in ns["frequent"] if t != ns["B"]]
+        w, p = ns["windows"], ns["prob_c"]
+        wrong = ref.lift_of(w, p, ns["a"], ns["B"], ns["c"], "late")
+        return [
+            ("q1", {"full_qk": ref.lm_full_qk(model, head, side="query")}, "query side only"),
+            ("q3", {"a": keep.index(ns["a"])}, "*position*"),
+            ("q4", {"a": None}, "(question 3) is None"),
+            ("q4", {"raised": not ref.raised_by(wrong), "lift": wrong},
+             f"B occurs {wrong['n_with']} times"),
+            ("q4", {"lift": ref.lift_of(w, p, ns["a"], ns["B"], ns["c"], "roles")},
+             "exchanges A and B"),
+            ("q4", {"held_out_test": Student(
+                "from toymodel.grading import _answers\ndef held_out_test(w, p, a, b, c):\n"
+                "    return _answers.lift_of(w, p, a, b, c)\n")}, "grader's reference answer"),
+        ]
+    return []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_named_mistake_gets_its_message(solved, name):
+    """The table of wrong answers: each loses its own question with a message naming the
+    mistake (or the package function it called), never a traceback of the check."""
+    ns, tests = solved[name]
+    table = _mistakes(name, ns)
+    assert table
+    for q, changes, phrase in table:
+        trial = _apply(ns, changes)
+        result = check(trial, tests, q)
+        text = messages(result)
+        if phrase is None:  # a package call that answers *another* question costs this one nothing
+            assert result.passed_all, f"{name} {q}: {text}"
+            continue
+        assert not result.passed_all, f"{name} {q} accepts {sorted(changes)}"
+        assert text.count("CheckFailed: ") == text.count("Test case failed"), text
+        assert phrase in text, f"{name} {q} {sorted(changes)}: expected {phrase!r} in:\n{text}"
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(TypeError, match="d_vocab must be a positive int"):
+        grading.blank_model(d_vocab="5")
+    with pytest.raises(grading.CheckFailed, match="string"):
+        grading.check_close("1.0", 1.0, "accuracy")
+    with pytest.raises(grading.CheckFailed, match="NaN"):
+        grading.check_close(float("nan"), 1.0, "strength")
+    text = grading.summary({"blank": lambda: ..., "missing": lambda: undefined_name,  # noqa: F821
+                            "broken": lambda: 1 / 0})
+    assert "not answered yet" in text and "not computed yet" in text
+    assert "error: ZeroDivisionError" in text

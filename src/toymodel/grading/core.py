@@ -46,6 +46,7 @@ __all__ = [
     "check_index",
     "preview",
     "summary",
+    "guarded",
 ]
 
 RTOL = 1e-4
@@ -70,15 +71,44 @@ def as_array(value, name: str) -> np.ndarray:
     if _not_answered(value):
         _fail(f"{name} is still `...`: replace the `...` with your answer.")
     if value is None:
-        _fail(f"{name} is None: did a function forget to `return` its result?")
+        _fail(f"{name} is None: the function that computes it returns nothing (end it with "
+              "`return` and the result), or it was set to None.")
+    if isinstance(value, (str, bytes)):
+        _fail(f"{name} should be a number or an array of numbers, got the string {value!r:.40}: "
+              "compute it rather than typing it, and leave out the quotes.")
+    if isinstance(value, dict):
+        _fail(f"{name} should be an array of numbers, got a dict with the keys "
+              f"{', '.join(map(str, list(value)[:6]))}.")
+    if callable(value) and not isinstance(value, (np.ndarray, torch.Tensor)):
+        _fail(f"{name} is a function, not its result: call it, e.g. `{name} = f(...)`.")
     if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            value = value.real
         value = value.detach().to("cpu", torch.float64).numpy()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "USO":
+        flat = value.ravel()
+        if value.dtype.kind in "US" or any(isinstance(v, (str, bytes)) for v in flat[:50]):
+            _fail(f"{name} holds strings ({value.dtype}), not numbers: compute the numbers "
+                  "rather than typing them.")
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in value):
+        _fail(f"{name} holds strings, not numbers: compute the numbers rather than typing them.")
+    if np.iscomplexobj(value):
+        c = np.asarray(value)
+        if np.any(np.abs(c.imag) > 1e-9 * (1 + np.abs(c.real))):
+            _fail(f"{name} is complex; take the real part (`.real`) where the question says so.")
+        value = c.real
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as err:
+        ragged = "inhomogeneous" in str(err) or "sequence" in str(err)
+        _fail(f"{name} should be an array of numbers, got {type(value).__name__}"
+              + (" with rows of different lengths." if ragged else f": {value!r:.80}"))
+    except Exception:  # noqa: BLE001 - e.g. a tensor that needs grad, an object array
         _fail(f"{name} should be an array of numbers, got {type(value).__name__}: {value!r:.80}")
     if not np.all(np.isfinite(arr)):
-        _fail(f"{name} contains NaN or infinite values.")
+        bad = int((~np.isfinite(arr)).sum())
+        _fail(f"{name} contains NaN or infinite values ({bad} of {arr.size} entries): look for a "
+              "division by zero, a softmax of a row that is -inf everywhere, or NaN in an input.")
     return arr
 
 
@@ -162,6 +192,18 @@ def head_weights(model, head: int = 0) -> dict:
     return out
 
 
+def _size(value, name: str) -> int:
+    """A positive int size (numpy and 0-d tensor ints accepted), or a TypeError/ValueError that
+    names what was expected."""
+    if isinstance(value, (np.integer, torch.Tensor)) and np.size(value) == 1:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}: {value!r:.40}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
 def blank_model(d_vocab: int = 5, n_ctx: int = 6):
     """A one-layer, one-head model with fixed embeddings and an all-zero head (assignment 2).
 
@@ -174,7 +216,7 @@ def blank_model(d_vocab: int = 5, n_ctx: int = 6):
     """
     from ..model import AttentionOnlyTransformer, ModelConfig
 
-    V, C = int(d_vocab), int(n_ctx)
+    V, C = _size(d_vocab, "d_vocab"), _size(n_ctx, "n_ctx")
     cfg = ModelConfig(d_vocab=V, d_model=2 * V + C, d_head=max(V, C), n_heads=1, n_ctx=C)
     model = AttentionOnlyTransformer(cfg)
     with torch.no_grad():
@@ -226,16 +268,50 @@ def check_value(value, expected, name: str, wrong: dict | None = None):
     to the message explaining them."""
     if _not_answered(value):
         _fail(f"{name} is still `...`: replace the `...` with your answer.")
+    if value is None:
+        _fail(f"{name} is None: the function that computes it returns nothing (end it with "
+              "`return` and the result).")
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(expected, int) and not isinstance(expected, bool):
+        if isinstance(value, (str, bytes)):
+            _fail(f"{name} should be an int, got the string {value!r:.40}: compute it rather "
+                  "than typing it.")
+        if isinstance(value, (list, tuple, np.ndarray, torch.Tensor)):
+            _fail(f"{name} should be one int, got {type(value).__name__} of size "
+                  f"{np.size(value)}.")
+        if isinstance(value, float) and value != int(value):
+            _fail(f"{name} should be an int, got {value!r}.")
     if value == expected and type(value) is not bool:
         return
     for w, message in (wrong or {}).items():
         if value == w:
             _fail(f"{name} = {value!r} is not right: {message}")
     _fail(f"{name} = {value!r} is not right.")
+
+
+def guarded(check: Callable) -> Callable:
+    """A check that never fails with its own traceback: an unexpected error while checking
+    becomes a :class:`CheckFailed` that describes the inputs it got."""
+    import functools
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except CheckFailed:
+            raise
+        except Exception as err:  # noqa: BLE001 - the point: name it instead of a traceback
+            got = ", ".join(_describe_arg(a) for a in args[:4])
+            _fail(f"{check.__name__} could not check your answer ({type(err).__name__}: "
+                  f"{str(err)[:120]}). An input is not what the question asks for: it got "
+                  f"{got}. Check the shapes and types of your answers to this question and "
+                  "the earlier ones it uses.")
+
+    run.__guarded__ = True
+    return run
 
 
 def check_close(value, expected: float, name: str, rtol: float = 1e-3, atol: float = 1e-6,
@@ -271,6 +347,9 @@ def check_function(func, name: str, cases: Iterable[tuple], check: Callable):
             _fail(f"{name}({shapes}) raised {type(err).__name__}: {err}")
         if _not_answered(result):
             _fail(f"{name}({shapes}) returns `...`: replace the `...` in its body.")
+        from .own_work import scan_current
+
+        scan_current(func)  # the call may have asked the package for the answer
         try:
             check(result, *args)
         except CheckFailed as err:
@@ -333,12 +412,17 @@ def preview(value, rows: int | None = None, cols: int | None = None):
     print(np.array2string(np.round(arr, 3), separator=" ", suppress_small=True))
 
 
+class _Blank(Exception):
+    """An entry of :func:`summary` still ``...``."""
+
+
 def summary(values: dict) -> str:
     """A small table of an assignment's results; unanswered entries say so.
 
     Args:
         values: ``{label: value}``; a value is a number, an array, or a zero-argument function
-            computing one (a function that fails shows as ``not answered yet``).
+            computing one. An entry still ``...`` shows as ``not answered yet``, one whose name
+            does not exist as ``not computed yet (...)``, and any other error by its type.
 
     Returns:
         The table as text (also printed).
@@ -349,7 +433,7 @@ def summary(values: dict) -> str:
         try:
             value = value() if callable(value) else value
             if _not_answered(value):
-                raise ValueError
+                raise _Blank
             if isinstance(value, torch.Tensor):
                 value = value.detach().cpu().numpy()
             if isinstance(value, float):
@@ -358,8 +442,12 @@ def summary(values: dict) -> str:
                 text = np.array2string(np.round(value, 4), separator=", ")
             else:
                 text = str(value)
-        except Exception:  # anything unanswered or broken
+        except _Blank:
             text = "not answered yet"
+        except NameError as err:  # a name its cell never defined: not run, or it raised
+            text = f"not computed yet ({err.args[0] if err.args else err})"
+        except Exception as err:  # noqa: BLE001 - say what broke instead of hiding it
+            text = f"error: {type(err).__name__}: {str(err)[:60]}"
         lines.append(f"{label:<{width}}  {text}")
     text = "\n".join(lines)
     print(text)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import circuits
+from ._answers import reference_pattern, scaled_weights
 from .core import (
     ATOL,
     _close,
@@ -19,6 +20,7 @@ from .core import (
     _softmax,
     as_array,
     check_array,
+    check_close,
     check_index,
     check_verdict,
 )
@@ -28,13 +30,13 @@ __all__ = [
     "check_ov_circuit",
     "check_scores",
     "check_pattern",
-    "reference_pattern",
     "check_standard_route",
     "check_head_output",
+    "check_max_difference",
     "check_full_qk",
     "check_full_ov",
     "random_head",
-    "scaled_weights",
+    "random_pattern",
     "check_scale_evidence",
 ]
 
@@ -83,14 +85,21 @@ def check_pattern(pattern, scores, d_head: int, causal: bool = True, name: str =
     Recognises: no mask, no scaling, neither, the mask on the wrong side, softmax over the wrong
     axis, and rows that do not sum to one.
     """
-    got = as_array(pattern, name)
     scores = as_array(scores, "scores")
+    if scores.ndim < 2 or scores.shape[-1] != scores.shape[-2]:
+        _fail(f"the scores this pattern comes from should be square [n_dest, n_src], got shape "
+              f"{scores.shape}: fix the scores first.")
+    if causal:
+        _mask_with_diagonal(pattern, scores, d_head, name)
+    got = as_array(pattern, name)
     r = math.sqrt(d_head)
     mask = _masked if causal else (lambda s, lower=False: s)
     expected = _softmax(mask(scores / r))
     mistakes = [
         (f"is missing the 1/sqrt(d_head) scaling: divide the scores by sqrt(d_head) = {r:.4g} "
          "before the softmax.", _softmax(mask(scores))),
+        (f"divides the scores by d_head = {d_head}, not by its square root sqrt(d_head) = "
+         f"{r:.4g}.", _softmax(mask(scores / d_head))),
         ("uses the softmax over the wrong axis: each row (one destination) must sum to 1 over "
          "its sources.", _softmax(mask(scores / r), axis=-2)),
         ("is transposed: row i is destination i, column j source j.",
@@ -120,10 +129,29 @@ def check_pattern(pattern, scores, d_head: int, causal: bool = True, name: str =
     check_array(got, expected, name, mistakes=mistakes)
 
 
-def reference_pattern(scores, d_head: int, causal: bool = True) -> np.ndarray:
-    """The right pattern for raw ``scores`` ``[n_dest, n_src]`` (used by hidden checks)."""
-    scores = as_array(scores, "scores")
-    return circuits.attention_pattern(scores, int(d_head), causal=causal)
+def _mask_with_diagonal(pattern, scores, d_head: int, name: str):
+    """Name the mask that hides the diagonal too (``triu(k=0)``): position 0 then has no source
+    left, so its row is NaN (or zero), and every other row attends to earlier sources only."""
+    try:
+        got = np.asarray(pattern.detach().cpu() if hasattr(pattern, "detach") else pattern,
+                         dtype=np.float64)
+    except (TypeError, ValueError):
+        return
+    if got.shape != scores.shape or got.shape[-1] < 2:
+        return
+    n = got.shape[-1]
+    hide = np.triu(np.ones((n, n), bool), 0)
+    s = np.where(hide, -np.inf, scores / math.sqrt(d_head))
+    with np.errstate(invalid="ignore"):
+        wrong = np.exp(s - np.max(s, axis=-1, keepdims=True))
+        wrong = wrong / wrong.sum(-1, keepdims=True)
+    rows = np.arange(1, n)
+    same = np.allclose(np.nan_to_num(got[..., rows, :]), wrong[..., rows, :], atol=1e-5)
+    first_bad = not np.all(np.isfinite(got[..., 0, :])) or np.allclose(got[..., 0, :], 0)
+    if same and first_bad:
+        _fail(f"{name} hides the diagonal too: the mask must hide only the future, j > i "
+              "(np.triu(..., k=1)); with k=0 a destination cannot attend to itself and "
+              "position 0 has no source left (its row is NaN).")
 
 
 def check_standard_route(output, x, W_Q, W_K, W_V, W_O, name: str = "standard_output"):
@@ -140,8 +168,25 @@ def check_standard_route(output, x, W_Q, W_K, W_V, W_O, name: str = "standard_ou
          reference_pattern(scores * math.sqrt(d_head), d_head) @ values),
         ("has no causal mask: a destination may only attend to itself and earlier sources.",
          reference_pattern(scores, d_head, causal=False) @ values),
+        (f"divides the scores by d_head = {d_head}, not by sqrt(d_head) = "
+         f"{math.sqrt(d_head):.4g}.", reference_pattern(scores / math.sqrt(d_head), d_head)
+         @ values),
         ("uses the scores transposed, k q^T: row i must be destination i's query against "
          "every key.", reference_pattern(scores.T, d_head) @ values),
+    ])
+
+
+def check_max_difference(value, standard_output, output, name: str = "max_difference"):
+    """The largest absolute difference between the student's two outputs (whatever they are:
+    a wrong ``output`` of an earlier question costs that question only)."""
+    a, b = as_array(standard_output, "standard_output"), as_array(output, "output")
+    if a.shape != b.shape:
+        _fail(f"standard_output {a.shape} and output {b.shape} should have the same shape.")
+    right = float(np.abs(a - b).max())
+    check_close(value, right, name, atol=1e-9, wrong=[
+        ("that is the largest *signed* difference; take np.abs first.", float((a - b).max())),
+        ("that is the mean difference; the question asks for the largest.",
+         float(np.abs(a - b).mean())),
     ])
 
 
@@ -191,20 +236,6 @@ def check_full_ov(full_ov, W_E, W_V, W_O, W_U, name: str = "full_ov"):
 # --------------------------------------------------------------------------------------------
 # The open-ended question: how sharpening the head moves one attention weight
 # --------------------------------------------------------------------------------------------
-
-
-def scaled_weights(x, W_Q, W_K, dest: int, src: int, factors, causal: bool = True,
-                   scale_keys: bool = False, root: bool = True) -> np.ndarray:
-    """Destination ``dest``'s weight on source ``src`` when ``W_Q`` becomes ``c W_Q``, for each
-    ``c`` in ``factors`` ``[len(factors)]`` (``scale_keys``: ``W_K`` scaled too, a known slip)."""
-    x, W_Q, W_K = as_array(x, "x"), as_array(W_Q, "W_Q"), as_array(W_K, "W_K")
-    d_head = W_Q.shape[1] if root else 1
-    out = []
-    for c in as_array(factors, "factors").ravel():
-        k = c if scale_keys else 1.0
-        scores = (x @ (c * W_Q)) @ (x @ (k * W_K)).T
-        out.append(circuits.attention_pattern(scores, d_head, causal=causal)[dest, src])
-    return np.asarray(out, dtype=np.float64)
 
 
 def check_scale_evidence(evidence, x, W_Q, W_K, dest, src, factors, weight_rises=None,
@@ -266,6 +297,13 @@ def random_head(seed: int, d_model: int = 6, d_head: int = 3, n_pos: int = 4):
 
     return SimpleNamespace(x=m(n_pos, d_model), W_Q=m(d_model, d_head), W_K=m(d_model, d_head),
                            W_V=m(d_model, d_head), W_O=m(d_head, d_model), d_head=d_head)
+
+
+def random_pattern(seed: int, n_pos: int = 4) -> np.ndarray:
+    """A random causal attention pattern ``[n_pos, n_pos]`` (rows sum to 1; for hidden checks)."""
+    rng = np.random.default_rng(seed)
+    w = np.tril(rng.uniform(0.1, 1.0, size=(n_pos, n_pos)))
+    return w / w.sum(-1, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import circuits
+from ._answers import attention_on, copying_score_of, key_token_score, top1_of
 from .core import (
     _fail,
     _not_answered,
@@ -22,27 +23,20 @@ from .core import (
 )
 
 __all__ = [
-    "query_row",
     "check_query_row",
     "check_winning_key",
-    "key_token_score",
-    "copying_score_of",
     "check_copying_score",
-    "top1_of",
+    "check_copying_sign",
     "check_top1",
-    "attention_on",
     "check_min_attention",
 ]
 
 
-def query_row(model, query: int, n_numbers: int) -> np.ndarray:
-    """The query token's row of the full QK circuit over the number tokens ``[n_numbers]``."""
-    w = head_weights(model)
-    return circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])[query, :n_numbers]
-
-
 def check_query_row(row, model, query: int, n_numbers: int, name: str = "row"):
     """The query token's scores for every number token as a key (row of the full QK circuit)."""
+    if not hasattr(model, "cfg"):
+        _fail(f"model should be the trained model from the top of the notebook, got "
+              f"{type(model).__name__}: run the notebook from the top.")
     row = as_array(row, name)
     w = head_weights(model)
     full = circuits.full_qk_circuit(w["W_E"], w["W_Q"], w["W_K"])
@@ -54,65 +48,74 @@ def check_query_row(row, model, query: int, n_numbers: int, name: str = "row"):
     ])
 
 
-def key_token_score(model, query: int, n_numbers: int) -> np.ndarray:
-    """The part of the query's score for a key that depends on the key's token ``[n_numbers]``.
-
-    The query sits at the last position, so it is ``tok_tok[query, t] + pos_tok[last, t]``: the
-    row of the full QK circuit plus ``W_pos[-1] W_Q W_K^T W_E^T`` (as in lesson 02).
-    """
-    w = head_weights(model)
-    pos_tok = w["W_pos"][-1] @ w["W_Q"] @ w["W_K"].T @ w["W_E"].T
-    return query_row(model, query, n_numbers) + pos_tok[:n_numbers]
+def _square(full_ov, name: str = "full_ov", question: str = "question 3") -> np.ndarray:
+    m = as_array(full_ov, name)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        _fail(f"{name} (your answer to {question}) should be a square matrix [d_vocab, d_vocab], "
+              f"got shape {m.shape}: fix {question} first; this check needs it.")
+    return m
 
 
 def check_winning_key(key, model, keys, query: int, name: str = "winner"):
     """The key token (among ``keys``) with the highest token-dependent score for ``query``."""
+    keys = [int(k) for k in keys]
     row = key_token_score(model, query, max(keys) + 1)
-    right = int(keys[int(np.argmax(row[list(keys)]))])
+    right = int(keys[int(np.argmax(row[keys]))])
+    row_only = key_token_score(model, query, max(keys) + 1, with_position=False)
+    by_row = int(keys[int(np.argmax(row_only[keys]))])
     wrong = {}
-    lowest = int(keys[int(np.argmin(row[list(keys)]))])
+    lowest = int(keys[int(np.argmin(row[keys]))])
     if lowest != right:
         wrong[lowest] = "that key gets the *lowest* score; the highest score wins the softmax."
     if max(keys) != right:
         wrong[max(keys)] = ("that is the largest number, the answer of a max head; read the "
                             "query's row of the full QK circuit." + (
                                 " It even gets the lowest score." if max(keys) == lowest else ""))
+    if by_row != right:
+        wrong[by_row] = ("that key wins on the query's row alone (question 1, tok_tok); the "
+                         "query sits at the last position, so add the pos_tok term "
+                         "W_pos[-1] W_Q W_K^T W_E^T before comparing." + (
+                             " (It is also the largest number, the answer of a max head.)"
+                             if by_row == max(keys) else ""))
+    for i in range(len(keys)):
+        if i not in keys and keys[i] == right:
+            wrong.setdefault(i, f"that is the *position* of the winner in keys (keys[{i}]); "
+                             "return the token itself, keys[i].")
     check_value(key, right, name, wrong=wrong)
 
 
-def copying_score_of(full_ov) -> float:
-    """``sum(eig) / sum(|eig|)`` of a square matrix (the copying score of a full OV circuit)."""
-    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
-    return float(eig.sum().real / np.abs(eig).sum())
-
-
 def check_copying_score(value, full_ov, name: str = "copy_score"):
-    eig = np.linalg.eigvals(as_array(full_ov, "full_ov"))
-    right = float(eig.sum().real / np.abs(eig).sum())
+    m = _square(full_ov)
+    right = copying_score_of(m)
+    eig = np.linalg.eigvals(m)
     check_close(value, right, name, rtol=1e-4, wrong=[
         ("that uses |eigenvalues| on top too; the numerator is the plain sum of the "
          "eigenvalues (its real part), so the sign shows.", 1.0),
         ("that is the trace divided by the sum of the absolute values of the entries, not of "
-         "the eigenvalues.", float(np.trace(as_array(full_ov, "full_ov"))
-                                   / np.abs(as_array(full_ov, "full_ov")).sum())),
+         "the eigenvalues.", float(np.trace(m) / np.abs(m).sum())),
+        ("that is the sum of the eigenvalues alone; divide it by the sum of their absolute "
+         "values.", float(eig.sum().real)),
     ])
 
 
-def top1_of(full_ov, n_numbers: int) -> float:
-    """Fraction of the first ``n_numbers`` rows whose largest entry (among the first
-    ``n_numbers`` columns) is on the diagonal."""
-    m = as_array(full_ov, "full_ov")[:n_numbers, :n_numbers]
-    return float((m.argmax(1) == np.arange(n_numbers)).mean())
+def check_copying_sign(sign, full_ov, name: str = "copying_sign"):
+    """``+1`` when the full OV circuit's copying score is positive, ``-1`` otherwise."""
+    m = _square(full_ov)
+    right = 1 if copying_score_of(m) > 0 else -1
+    check_value(sign, right, name, wrong={
+        -right: "look at the sign of the copying score: positive means the head copies."})
 
 
 def check_top1(value, full_ov, n_numbers: int, name: str = "top1"):
-    m = as_array(full_ov, "full_ov")
+    m = _square(full_ov)
     right = top1_of(m, n_numbers)
     wrong = [
         ("that takes the largest entry of each *column*; the row is the attended token, so "
          "look along each row.", top1_of(m.T, n_numbers)),
         ("that keeps the query token's row and column; use the number tokens only.",
          top1_of(m, len(m))),
+        (f"that is the *number* of numbers that are their own top logit; divide by "
+         f"n_numbers = {n_numbers} for the fraction.", right * n_numbers),
     ]
     check_close(value, right, name, atol=1e-9, wrong=[w for w in wrong if w[1] != right])
 
@@ -125,18 +128,6 @@ def check_top1(value, full_ov, n_numbers: int, name: str = "top1"):
 # --------------------------------------------------------------------------------------------
 # The open-ended question: does the query attend to the smallest number?
 # --------------------------------------------------------------------------------------------
-
-
-def attention_on(model, tokens, which: str = "min", dest: int = -1) -> np.ndarray:
-    """Weight that position ``dest`` (the query, last) puts on the position(s) holding the
-    smallest (``which="min"``) or largest (``"max"``) number of each list ``[n]``."""
-    tokens = torch.as_tensor(tokens)
-    with torch.no_grad():
-        pattern = model.run_with_pattern(tokens)[1][:, 0].double().numpy()  # [n, dest, src]
-    numbers = tokens[:, :-1].numpy()
-    target = numbers.min(1) if which == "min" else numbers.max(1)
-    hold = numbers == target[:, None]
-    return (pattern[:, dest, :-1] * hold).sum(1)
 
 
 def check_min_attention(on_min, model, tokens, n_numbers: int, supports=None,
