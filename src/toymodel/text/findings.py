@@ -2,19 +2,29 @@
 
 All matrices use the row convention. For a one-layer model ``model`` with ``n_heads`` heads:
 
-* :func:`copying_scores`  the copying score of every head (``[n_heads]``) and the OV eigenvalues.
+* :func:`copying_scores`  the copying score of every head (``[n_heads]``) and the OV eigenvalues;
+  :func:`ov_top1` how often a token's own logit tops its row of each head's full OV circuit.
 * :func:`ov_promotions`   for a source token, the tokens each head's full OV circuit raises most.
 * :func:`bigram_check`    the direct path ``W_E W_U`` read as a bigram table, against corpus counts.
-* :func:`skip_trigrams`   "when the destination is A, the head attends to B and raises C", read off
-  the
-  full QK circuit ``(W_E + p) W_Q W_K^T (W_E + p)^T`` (``p`` the mean position) and the full OV
-  circuit.
+* :func:`skip_trigrams`   "when the destination is A, the head attends to an earlier B and raises
+  C", read off the full QK circuit ``(W_E + p) W_Q W_K^T (W_E + p)^T`` (``p`` the mean position)
+  and the full OV circuit; :func:`format_trigram` writes one in text order, ``B … A -> C``.
 * :func:`held_out_lift`   whether C becomes more likely in held-out text when A is the current token
-  and B occurs earlier in the context, against the same A without B (model and data).
+  and B occurs earlier in the context, against the same A without B (model and data, with the
+  data's one-sided Fisher exact p-value); :func:`confirmed` is the rule that calls a triple
+  confirmed.
+* :func:`head_lifts`      the same measurement with and without the triple's head, and
+  :func:`carried_by_head` the rule that the head, not the rest of the model, makes the lift.
+* :func:`factoring_bugs`  pairs of triples that share a head and a source B, ``B … A1 -> C1`` and
+  ``B … A2 -> C2``, that the text wants while it never wants ``B … A1 -> C2``: the factored QK and
+  OV circuits raise that one too.
+* :func:`logit_attribution` each head's share of the logit of the token that really comes next,
+  at one position of a text, checked against the forward pass.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,18 +34,29 @@ from ..circuits import copying_score, ov_eigenvalues
 
 __all__ = [
     "copying_scores",
+    "ov_top1",
     "full_ov",
     "full_qk",
     "ov_promotions",
     "bigram_counts",
     "bigram_check",
     "SkipTrigram",
+    "format_trigram",
     "cooccurrence",
     "skip_trigrams",
     "lifts",
+    "fisher_greater",
     "confirmed",
     "held_out_lift",
     "held_out_logprobs",
+    "windows_of",
+    "head_lifts",
+    "lift_ratio",
+    "carried_by_head",
+    "FactoringBug",
+    "factoring_bugs",
+    "LogitAttribution",
+    "logit_attribution",
 ]
 
 
@@ -55,6 +76,18 @@ def copying_scores(model) -> tuple[np.ndarray, np.ndarray]:
     scores = copying_score(E, W_V, W_O, U)
     eig = ov_eigenvalues(E, W_V, W_O, U)
     return np.asarray(scores), np.asarray(eig)
+
+
+@torch.no_grad()
+def ov_top1(model) -> np.ndarray:
+    """``[n_heads]``: for each head of a one-layer model, the fraction of tokens whose own logit is
+    the largest in their row of the full OV circuit (float64 weights)."""
+    from ..circuits import ov_top1_accuracy
+
+    _one_layer(model)
+    E, U = model.W_E.detach().double(), model.W_U.detach().double()
+    W_V, W_O = model.W_V.detach().double(), model.W_O.detach().double()
+    return np.asarray(ov_top1_accuracy(E, W_V, W_O, U), dtype=np.float64)
 
 
 @torch.no_grad()
@@ -138,6 +171,36 @@ class SkipTrigram:
     ov: float  # OV logit of c from b minus the mean of b's row, in units of the row's std
 
 
+def format_trigram(tri, strings) -> str:
+    """A skip-trigram in text order, the earlier token first: ``"B … A -> C"``.
+
+    ``tri`` is a :class:`SkipTrigram` (anything with token ids ``a``, ``b``, ``c``) or a tuple
+    ``(a, b, c)`` in the same order as its fields: ``a`` the current (destination) token, ``b`` the
+    earlier (source) token, ``c`` the token the head raises. ``strings`` gives each token id's
+    readable string (:func:`toymodel.text.tokenizer.token_strings`). The arrow is ``->`` because the
+    readable strings show a tab as ``→``. For example ``·def … ( -> self``: after ``def`` earlier
+    on, the current token ``(`` is followed by ``self``.
+    """
+    if isinstance(tri, (tuple, list)):
+        if len(tri) != 3:
+            raise ValueError(f"a skip-trigram tuple must be (a, b, c), got {len(tri)} items: "
+                             f"{tri!r}")
+        a, b, c = tri
+    elif all(hasattr(tri, k) for k in "abc"):
+        a, b, c = tri.a, tri.b, tri.c
+    else:
+        raise TypeError(f"tri must be a SkipTrigram or a tuple (a, b, c), got {type(tri).__name__}")
+    if isinstance(strings, str) or not hasattr(strings, "__getitem__"):
+        raise TypeError("strings must be a list of token strings (tokenizer.token_strings(tok)), "
+                        f"got {type(strings).__name__}")
+    names = []
+    for name, t in (("b", b), ("a", a), ("c", c)):
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < len(strings):
+            raise ValueError(f"{name} must be a token id in [0, {len(strings) - 1}], got {t!r}")
+        names.append(strings[int(t)])
+    return f"{names[0]} … {names[1]} -> {names[2]}"
+
+
 def cooccurrence(ids, tokens, n_ctx: int) -> np.ndarray:
     """``[len(tokens), len(tokens)]``: how often token ``tokens[i]`` is current with ``tokens[j]``
     earlier.
@@ -163,7 +226,8 @@ def cooccurrence(ids, tokens, n_ctx: int) -> np.ndarray:
 
 @torch.no_grad()
 def skip_trigrams(
-    model, frequent, support_ids, per_head: int = 2, min_support: int = 50, exclude=()
+    model, frequent, support_ids, per_head: int = 2, min_support: int = 50, exclude=(),
+    support=None,
 ) -> list[SkipTrigram]:
     """The strongest skip-trigrams of every head among ``frequent`` token ids.
 
@@ -176,13 +240,19 @@ def skip_trigrams(
     with ``b`` earlier in at least ``min_support`` windows positions of ``support_ids`` (training
     text,
     never the held-out split), and ``a``, ``b`` are distinct and not in ``exclude``. Returns the
-    ``per_head`` strongest triples of each head, with distinct sources.
+    ``per_head`` strongest triples of each head, with distinct sources. ``support``, if given, is
+    :func:`cooccurrence` of ``support_ids`` over the kept tokens, computed already.
     """
     _one_layer(model)
     keep_np = np.array(
         [t for t in np.asarray(frequent) if int(t) not in set(exclude)], dtype=np.int64
     )
-    support = torch.as_tensor(cooccurrence(support_ids, keep_np, model.cfg.n_ctx))
+    if support is None:
+        support = cooccurrence(support_ids, keep_np, model.cfg.n_ctx)
+    elif np.shape(support) != (len(keep_np), len(keep_np)):
+        raise ValueError(f"support must be [{len(keep_np)}, {len(keep_np)}] (cooccurrence over the "
+                         f"kept tokens), got {list(np.shape(support))}")
+    support = torch.as_tensor(np.asarray(support))
     keep = torch.as_tensor(keep_np)
     qk, ov = full_qk(model), full_ov(model)
     out = []
@@ -242,7 +312,11 @@ def held_out_lift(windows: np.ndarray, logprobs: dict, tri: SkipTrigram) -> dict
 
     Positions: every position of every window whose token is ``a`` and which has a next token in
     the window. "With": ``b`` occurs at an earlier position of the same window; "without": it does
-    not. Returns counts and the mean model probability and the observed rate of ``c`` in each group.
+    not. Returns, for each group, the count of positions (``n_with``, ``n_without``), the mean
+    model probability of ``c`` (``model_p_*``), the observed rate of ``c`` next (``data_p_*``) and
+    how often ``c`` came next (``k_*``); and ``p_value``, the one-sided Fisher exact p-value of the
+    data (:func:`fisher_greater`): how surprising ``k_with`` would be if B earlier made no
+    difference to how often C follows A.
     """
     n, n_ctx = windows.shape
     seen_b = np.cumsum(windows == tri.b, axis=1) - (windows == tri.b)  # b strictly earlier
@@ -257,6 +331,9 @@ def held_out_lift(windows: np.ndarray, logprobs: dict, tri: SkipTrigram) -> dict
         res[f"n_{name}"] = k
         res[f"model_p_{name}"] = float(p[mask].mean()) if k else float("nan")
         res[f"data_p_{name}"] = float((nxt[mask] == tri.c).mean()) if k else float("nan")
+        res[f"k_{name}"] = int((nxt[mask] == tri.c).sum())
+    res["p_value"] = fisher_greater(res["k_with"], res["n_with"], res["k_without"],
+                                    res["n_without"])
     return res
 
 
@@ -269,29 +346,333 @@ def lifts(
     support_tokens: int = 300_000,
     held_tokens: int = 200_000,
     per_head: int = 3,
+    support=None,
 ) -> list[tuple[SkipTrigram, dict]]:
     """Skip-trigrams read off the weights and their held-out measurement, as the lesson shows them.
 
     The ``n_frequent`` most frequent tokens of ``train_ids`` are the candidates; the support that a
     triple needs is counted in the first ``support_tokens`` training tokens; the lift is measured
-    on the first ``held_tokens`` held-out tokens. Returns ``[(triple, held_out_lift dict)]``.
+    on the first ``held_tokens`` held-out tokens (``support``: that count, computed already, as
+    :func:`skip_trigrams` takes it). Returns ``[(triple, held_out_lift dict)]``.
     """
     counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=model.cfg.d_vocab)
     frequent = np.argsort(-counts, kind="stable")[:n_frequent]
     tris = skip_trigrams(
-        model, frequent, np.asarray(train_ids)[:support_tokens], per_head=per_head, exclude=exclude
+        model, frequent, np.asarray(train_ids)[:support_tokens], per_head=per_head,
+        exclude=exclude, support=support,
     )
     windows, lp = held_out_logprobs(model, np.asarray(held_ids)[:held_tokens], [t.c for t in tris])
     return [(t, held_out_lift(windows, lp, t)) for t in tris]
 
 
-def confirmed(result: dict, min_n: int = 30, factor: float = 2.0) -> bool:
-    """A triple is confirmed in held-out text when A occurs at least ``min_n`` times with B earlier
-    and without it, the model gives C at least ``factor`` times the probability with B than without,
-    and C also follows A more often in the data with B than without."""
-    return (
-        result["n_with"] >= min_n
-        and result["n_without"] >= min_n
-        and result["model_p_with"] >= factor * result["model_p_without"]
-        and result["data_p_with"] > result["data_p_without"]
-    )
+def _count(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise ValueError(f"{name} must be a non-negative integer count, got {v!r}")
+    return int(v)
+
+
+def fisher_greater(k_with: int, n_with: int, k_without: int, n_without: int) -> float:
+    """One-sided Fisher exact p-value that C follows A more often with B earlier than without.
+
+    ``k_with`` of ``n_with`` positions with B earlier were followed by C, ``k_without`` of
+    ``n_without`` without. The null hypothesis: B makes no difference, so the ``k_with +
+    k_without`` positions followed by C are a random draw of the ``n_with + n_without``
+    positions. The p-value is the chance under the null that at least ``k_with`` of them fall among
+    the positions with B (a hypergeometric tail); 1.0 when either group is empty.
+    """
+    k1, n1 = _count("k_with", k_with), _count("n_with", n_with)
+    k0, n0 = _count("k_without", k_without), _count("n_without", n_without)
+    if k1 > n1 or k0 > n0:
+        raise ValueError(f"a count of C exceeds its positions: {k1} of {n1}, {k0} of {n0}")
+    if n1 == 0 or n0 == 0:
+        return 1.0
+    total, hits = n1 + n0, k1 + k0
+
+    def log_choose(n, k):
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    logs = [log_choose(hits, x) + log_choose(total - hits, n1 - x) - log_choose(total, n1)
+            for x in range(k1, min(hits, n1) + 1)]
+    if not logs:
+        return 0.0
+    top = max(logs)
+    return float(min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs)))
+
+
+def confirmed(result: dict, min_n: int = 30, factor: float = 2.0, alpha: float = 0.05,
+              n_tests: int = 1) -> bool:
+    """The rule that calls a skip-trigram confirmed in held-out text (``result`` from
+    :func:`held_out_lift`):
+
+    * A occurs at least ``min_n`` times with B earlier and ``min_n`` times without;
+    * the model gives C at least ``factor`` times the probability with B than without;
+    * the data agree beyond chance: the one-sided Fisher exact p-value (:func:`fisher_greater`,
+      against "B earlier makes no difference to how often C follows A") is below
+      ``alpha / n_tests``, a Bonferroni correction for the ``n_tests`` triples tested together.
+
+    A ``result`` without ``p_value`` (the six keys of a held-out test alone) gets it from its rates
+    and counts.
+    """
+    if isinstance(n_tests, bool) or not isinstance(n_tests, (int, np.integer)) or n_tests < 1:
+        raise ValueError(f"n_tests must be a positive integer, got {n_tests!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if result["n_with"] < min_n or result["n_without"] < min_n:
+        return False
+    p = result.get("p_value")
+    if p is None:
+        ks = [round(result[f"data_p_{g}"] * result[f"n_{g}"]) for g in ("with", "without")]
+        p = fisher_greater(ks[0], result["n_with"], ks[1], result["n_without"])
+    return bool(result["model_p_with"] >= factor * result["model_p_without"]
+                and p < alpha / n_tests)
+
+
+# --------------------------------------------------------------------------------------------
+# One head at a time: the lift without the head, and each head's share of a logit
+# --------------------------------------------------------------------------------------------
+
+
+def windows_of(ids, n_ctx: int) -> np.ndarray:
+    """``ids`` cut into non-overlapping windows ``[n, n_ctx]`` (int64), the last partial one
+    dropped, as :func:`held_out_logprobs` cuts them."""
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids) // n_ctx
+    if n == 0:
+        raise ValueError(f"need at least n_ctx = {n_ctx} token ids, got {len(ids)}")
+    return ids[: n * n_ctx].reshape(n, n_ctx)
+
+
+def lift_ratio(result: dict) -> float:
+    """The model's lift of a held-out test: ``model_p_with / model_p_without``."""
+    return float(result["model_p_with"] / result["model_p_without"])
+
+
+def head_lifts(model, windows, triples, batch: int = 64) -> list[tuple[dict, dict]]:
+    """For each triple, :func:`held_out_lift` on ``windows`` twice: with the model's probabilities
+    from the model itself and from the model without the triple's head. Returns ``[(with_head,
+    without_head)]``; the data keys of the two are the same.
+
+    One pass of attention over ``windows`` serves every triple; only the positions whose token is
+    some triple's ``a`` are unembedded, once for the whole model and once per head removed.
+    """
+    _one_layer(model)
+    windows = np.asarray(windows, dtype=np.int64)
+    if windows.ndim != 2:
+        raise ValueError(f"windows must be [n, n_ctx], got shape {list(windows.shape)}")
+    triples = list(triples)
+    at = {}  # token a -> mask of its positions that have a next token
+    for t in triples:
+        if not isinstance(t, SkipTrigram):
+            raise TypeError(f"triples must be SkipTrigrams, got {type(t).__name__}")
+        if t.a not in at:
+            m = np.zeros(windows.shape, dtype=bool)
+            m[:, :-1] = windows[:, :-1] == t.a
+            at[t.a] = m
+    cols = sorted({t.c for t in triples})
+    col = {c: k for k, c in enumerate(cols)}
+    variants = sorted({(t.a, None) for t in triples} | {(t.a, t.head) for t in triples},
+                      key=lambda v: (v[0], -1 if v[1] is None else v[1]))
+    parts: dict = {v: [] for v in variants}
+    attn = model.blocks[0].attn
+    U, cols_t = model.W_U, torch.as_tensor(cols, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(0, len(windows), batch):
+            masks = {a: torch.as_tensor(m[i : i + batch]) for a, m in at.items()}
+            if not any(bool(m.any()) for m in masks.values()):
+                continue
+            x = model.embed(torch.as_tensor(windows[i : i + batch]))
+            cache: dict = {}
+            written, _ = attn(x, cache=cache)
+            resid, z = x + written, cache["attn.hook_z"]
+            for a, h in variants:
+                m = masks[a]
+                r = resid[m]
+                if h is not None:
+                    r = r - z[:, h][m] @ model.W_O[h]
+                parts[(a, h)].append(torch.log_softmax(r @ U, -1)[:, cols_t])
+    out = []
+    for t in triples:
+        pair = []
+        for h in (None, t.head):
+            lp = np.zeros(windows.shape, dtype=np.float32)
+            got = parts[(t.a, h)]
+            if got:
+                lp[at[t.a]] = torch.cat(got)[:, col[t.c]].numpy()
+            pair.append(held_out_lift(windows, {t.c: lp}, t))
+        out.append(tuple(pair))
+    return out
+
+
+def carried_by_head(result: dict, without: dict, share: float = 0.5) -> bool:
+    """The rule that head ``h`` carries a triple's lift: removing ``h`` takes away more than
+    ``share`` of the lift above 1, ``lift_without - 1 < (1 - share) * (lift - 1)`` (lifts of
+    :func:`lift_ratio`; ``result`` and ``without`` as :func:`head_lifts` returns them)."""
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1, got {share!r}")
+    lift, rest = lift_ratio(result), lift_ratio(without)
+    return bool(lift > 1 and rest - 1 < (1 - share) * (lift - 1))
+
+
+@dataclass(frozen=True)
+class FactoringBug:
+    """Two skip-trigrams of head ``head`` with the same source ``b`` that the text wants,
+    ``b … a1 -> c1`` and ``b … a2 -> c2``, and the one it does not want, ``b … a1 -> c2``.
+
+    The rates are measured in training text, at positions whose token is ``a1`` (or ``a2``) with
+    ``b`` earlier in the window: ``rate_11`` how often ``c1`` comes next after ``a1``,
+    ``rate_22`` how often ``c2`` comes next after ``a2``, ``rate_12`` how often ``c2`` comes next
+    after ``a1``. ``n1``, ``n2``: the positions counted. ``qk_z``: the standardised QK scores of
+    ``a1`` and of ``a2`` for ``b``; ``ov_z``: those of ``c1`` and ``c2`` in ``b``'s OV row.
+    """
+
+    head: int
+    b: int
+    a1: int
+    c1: int
+    a2: int
+    c2: int
+    rate_11: float
+    rate_22: float
+    rate_12: float
+    n1: int
+    n2: int
+    qk_z: tuple
+    ov_z: tuple
+
+    def wanted(self) -> tuple[SkipTrigram, SkipTrigram]:
+        """The two triples the text wants."""
+        return (SkipTrigram(self.head, self.a1, self.b, self.c1, self.qk_z[0], self.ov_z[0]),
+                SkipTrigram(self.head, self.a2, self.b, self.c2, self.qk_z[1], self.ov_z[1]))
+
+    def unwanted(self) -> SkipTrigram:
+        """``b … a1 -> c2``: what the factored circuits add to the wanted triples."""
+        return SkipTrigram(self.head, self.a1, self.b, self.c2, self.qk_z[0], self.ov_z[1])
+
+
+@torch.no_grad()
+def factoring_bugs(model, train_ids, candidates, n_tokens: int = 300_000,
+                   min_qk_z: float = 2.0, top_c: int = 6, min_n: int = 50,
+                   min_rate: float = 0.05, max_cross: float = 0.005) -> list[FactoringBug]:
+    """Pairs of skip-trigrams that the factored circuits tie together, found from the weights.
+
+    For each head and each source ``b`` among ``candidates``: the destinations ``a`` that attend to
+    ``b`` (QK score, standardised over ``a``'s row of the full QK circuit among the candidates, at
+    least ``min_qk_z``) and the ``top_c`` outputs ``c`` that ``b``'s row of the full OV circuit
+    raises most (among the candidates). The QK circuit cannot say which ``c`` goes with which
+    ``a``: every ``a`` that attends to ``b`` receives the whole row. The training text (its first
+    ``n_tokens`` ids) then says which pairs it wants: ``c1`` follows ``a1`` and ``c2`` follows
+    ``a2`` (each at a rate of at least ``min_rate``, over at least ``min_n`` positions with ``b``
+    earlier) while ``c2`` follows ``a1`` at a rate of at most ``max_cross``. The best pair of each
+    (head, b), the one whose weaker wanted rate is highest, is kept. They are returned strongest
+    first by the weights' own measure of the unwanted triple ``b … a1 -> c2``: the QK z-score of
+    ``(a1, b)`` times the OV z-score of ``(b, c2)``.
+    """
+    _one_layer(model)
+    cand = np.array(sorted({int(t) for t in np.asarray(candidates).ravel()}), dtype=np.int64)
+    keep = torch.as_tensor(cand)
+    windows = windows_of(np.asarray(train_ids)[:n_tokens], model.cfg.n_ctx)
+    nxt = windows[:, 1:]
+    qk, ov = full_qk(model).double(), full_ov(model).double()
+    found = []
+    for h in range(model.cfg.n_heads):
+        q = qk[h][keep][:, keep]
+        qz = ((q - q.mean(1, keepdim=True)) / q.std(1, keepdim=True)).numpy()
+        o = ov[h][keep][:, keep]
+        oz = ((o - o.mean(1, keepdim=True)) / o.std(1, keepdim=True)).numpy()
+        for j, b in enumerate(cand):
+            dests = [i for i in np.nonzero(qz[:, j] >= min_qk_z)[0] if i != j]
+            if len(dests) < 2:
+                continue
+            outs = np.argsort(-oz[j], kind="stable")[:top_c]
+            is_b = windows == b
+            seen = (np.cumsum(is_b, axis=1) - is_b)[:, :-1] > 0
+            rates, counts = {}, {}
+            for i in dests:
+                after = nxt[(windows[:, :-1] == cand[i]) & seen]
+                counts[i] = len(after)
+                if len(after):
+                    rates[i] = {c: float((after == cand[c]).mean()) for c in outs}
+            best = None
+            for i1 in dests:
+                for i2 in dests:
+                    if i1 == i2 or counts[i1] < min_n or counts[i2] < min_n:
+                        continue
+                    for c1 in outs:
+                        for c2 in outs:
+                            r11, r22, r12 = rates[i1][c1], rates[i2][c2], rates[i1][c2]
+                            if (c1 == c2 or r11 < min_rate or r22 < min_rate
+                                    or r12 > max_cross):
+                                continue
+                            score = min(r11, r22)
+                            if best is None or score > best[0]:
+                                best = (score, i1, c1, i2, c2)
+            if best is None:
+                continue
+            _, i1, c1, i2, c2 = best
+            found.append(FactoringBug(
+                h, int(b), int(cand[i1]), int(cand[c1]), int(cand[i2]), int(cand[c2]),
+                round(rates[i1][c1], 4), round(rates[i2][c2], 4), round(rates[i1][c2], 4),
+                counts[i1], counts[i2], (round(float(qz[i1, j]), 3), round(float(qz[i2, j]), 3)),
+                (round(float(oz[j, c1]), 3), round(float(oz[j, c2]), 3))))
+    found.sort(key=lambda f: -f.qk_z[0] * f.ov_z[1])
+    return found
+
+
+@dataclass(frozen=True)
+class LogitAttribution:
+    """Where the logit of the token that comes next at one position of a text comes from.
+
+    All logits are centred (the mean over the vocabulary subtracted), since adding one number to
+    every logit changes no probability. ``direct``: the direct path's share (token and position
+    embedding through ``W_U``); ``heads`` ``[n_heads]``: each head's share, the sum over sources
+    ``j`` of its attention ``A[h, pos, j]`` times what source ``j`` offers the target's logit;
+    ``token_part`` ``[n_heads]``: the part of each head's share that comes through the full OV
+    circuit's entry ``(W_E W_OV W_U)[t_j, target]`` of the source tokens (the rest comes from their
+    positions); ``top_source`` ``[n_heads]``: the position that gives each head's share most;
+    ``forward``: the centred logit of the forward pass, equal to ``direct + heads.sum()`` up to
+    rounding; ``prob``: the model's probability of the target.
+    """
+
+    position: int
+    target: int
+    direct: float
+    heads: np.ndarray
+    token_part: np.ndarray
+    top_source: np.ndarray
+    forward: float
+    prob: float
+
+
+@torch.no_grad()
+def logit_attribution(model, tokens, position: int) -> LogitAttribution:
+    """Direct logit attribution at ``position`` of ``tokens`` (one window, ``[pos]``) for the token
+    that really comes next, ``tokens[position + 1]``: how much the direct path and each head add
+    to its centred logit. Computed from the circuits (the pattern times each source's row of the
+    full OV circuit plus its position's offer), and checked here against the forward pass."""
+    _one_layer(model)
+    tokens = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must be one window [pos], got shape {list(tokens.shape)}")
+    n = len(tokens)
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) \
+            or not 0 <= position < n - 1:
+        raise ValueError(f"position must be in [0, {n - 2}] (it needs a next token), got "
+                         f"{position!r}")
+    p, target = int(position), int(tokens[position + 1])
+    E, P, U = model.W_E.double(), model.W_pos.double(), model.W_U.double()
+    u = U[:, target] - U.mean(1)  # the centred target column [d_model]
+    _, pattern = model.run_with_pattern(tokens[None])
+    A = pattern[0, :, p, : p + 1].double()  # [n_heads, sources up to p]
+    src = tokens[: p + 1]
+    W_OV = model.W_V.double() @ model.W_O.double()  # [n_heads, d_model, d_model]
+    token_offer = (E[src] @ W_OV) @ u  # [n_heads, p + 1]: the full OV circuit's entries
+    pos_offer = (P[: p + 1] @ W_OV) @ u
+    heads = (A * (token_offer + pos_offer)).sum(-1)
+    token_part = (A * token_offer).sum(-1)
+    top_source = (A * (token_offer + pos_offer)).argmax(-1)
+    direct = float((E[tokens[p]] + P[p]) @ u)
+    logits = model(tokens[None])[0, p].double()
+    forward = float(logits[target] - logits.mean())
+    prob = float(torch.softmax(logits, -1)[target])
+    return LogitAttribution(p, target, direct, heads.numpy(), token_part.numpy(),
+                            top_source.numpy(), forward, prob)
