@@ -13,7 +13,7 @@ import pytest
 from test_glued_values import DECISIONS, glued
 
 from toymodel import experiments, hf
-from toymodel.text import findings, lm
+from toymodel.text import attribution, findings, lm
 from toymodel.text import tokenizer as T
 
 WEIGHTS = 1e-6  # weight statistics in float64 (KERNEL_SPREAD: glued weight statistics)
@@ -95,7 +95,7 @@ def trigrams(one, ids):
     results = findings.lifts(one, train, held, exclude=[tok.token_to_id(T.EOS)])
     good = [(t, r) for t, r in results if findings.confirmed(r, n_tests=len(results))]
     windows = findings.windows_of(np.asarray(held)[:200_000], one.cfg.n_ctx)
-    return results, good, windows, findings.head_lifts(one, windows, [t for t, _ in good])
+    return results, good, windows, attribution.head_lifts(one, windows, [t for t, _ in good])
 
 
 def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, trigrams):
@@ -114,7 +114,7 @@ def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, trigrams):
 
 def test_lesson_04_each_confirmed_triple_without_its_head(g4, trigrams):
     _, good, _, pairs = trigrams
-    carried = [findings.carried_by_head(w, wo) for w, wo in pairs]
+    carried = [attribution.carried_by_head(w, wo) for w, wo in pairs]
     assert g4["lm1_n_carried"] == sum(carried)
     assert g4["lm1_n_carried"] > len(good) / 2  # what the lesson's summary says
     kept = [(t, w, wo) for (t, _), (w, wo), ok in zip(good, pairs, carried, strict=True) if not ok]
@@ -138,13 +138,13 @@ def test_lesson_04_the_factoring_bug(g4, one, ids):
     counts = np.bincount(np.asarray(train, dtype=np.int64), minlength=one.cfg.d_vocab)
     eos = tok.token_to_id(T.EOS)
     cand = np.array([t for t in np.argsort(-counts, kind="stable")[:250] if t != eos])
-    bug = findings.factoring_bugs(one, train, cand)[0]
+    bug = attribution.factoring_bugs(one, train, cand)[0]
     (w1, w2), bad = bug.wanted(), bug.unwanted()
     assert g4["lm1_bug_head"] == bug.head
     assert [g4[k] for k in ("lm1_bug_wanted1", "lm1_bug_wanted2", "lm1_bug_unwanted")] == [
         findings.format_trigram(t, strings) for t in (w1, w2, bad)]
     windows = findings.windows_of(np.asarray(held)[:200_000], one.cfg.n_ctx)
-    (w, wo), = findings.head_lifts(one, windows, [bad])
+    (w, wo), = attribution.head_lifts(one, windows, [bad])
     # probabilities glued to 4 decimals, from float32 forward passes
     for key, value in (("lm1_bug_p_with", w["model_p_with"]),
                        ("lm1_bug_p_no_head", wo["model_p_with"]),
@@ -165,10 +165,10 @@ def test_lesson_04_logit_attribution(g4, one, trigrams):
         w = next(w for w in windows if any(
             (w[:p] == t.b).any() for p in np.nonzero((w[:-1] == t.a) & (w[1:] == t.c))[0]))
         p = next(p for p in np.nonzero((w[:-1] == t.a) & (w[1:] == t.c))[0] if (w[:p] == t.b).any())
-        at = findings.logit_attribution(one, w, int(p))
+        at = attribution.logit_attribution(one, w, int(p))
         assert at.direct + at.heads.sum() == pytest.approx(at.forward, abs=1e-3)
         agree += int(np.argmax(at.heads)) == t.head
-        if not findings.carried_by_head(w_, wo_):  # the chapter: attribution agrees with ablation
+        if not attribution.carried_by_head(w_, wo_):  # the chapter: attribution agrees with ablation
             assert int(np.argmax(at.heads)) != t.head
     assert (g4["lm1_dla_n"], g4["lm1_dla_agree"]) == (min(3, len(good)), agree)
     assert g4["lm1_dla_agree"] >= 1
