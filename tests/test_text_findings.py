@@ -5,6 +5,7 @@ model checks what the lesson claims of it."""
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -327,3 +328,35 @@ def test_the_selection_rule_in_a_few_lines_is_the_package_rule(one, corpus_ids, 
         assert mine == next((t.head, t.a, t.b, t.c) for t in ref if t.head == h)
     with pytest.raises(ValueError, match="support"):
         F.skip_trigrams(one, candidates, None, support=support[:5])
+
+
+# --------------------------------------------------------------------------------------------
+# Text order in the lesson's printed output and in the book's prose
+# --------------------------------------------------------------------------------------------
+
+REVERSED = re.compile(r"\bA\s*(?:\.\.\.|…|\\ldots|\\dots)\s*B\b")
+
+
+def test_lesson_05_prints_skip_trigrams_in_text_order():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks"
+                     / "05_language_one_layer.ipynb").read_text(encoding="utf-8"))
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                      for o in c.get("outputs", []))
+    markdown = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "·import … ⏎ -> from" in printed  # import earlier, then a newline: from
+    assert "⏎ ... ·import" not in printed and " ... " not in printed  # the old order and marks
+    assert "B … A -> C" in markdown and not REVERSED.search(markdown)
+
+
+def test_the_books_pages_write_skip_trigrams_in_text_order():
+    """The one-layer pages write the earlier token first (instructor.md follows assignment 5)."""
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    for name in ("language_models.md", "one_layer_model.md", "ov_circuit.md", "glossary.md"):
+        text = (book / name).read_text(encoding="utf-8")
+        assert not REVERSED.search(text), name
+    assert "`B … A -> C`" in (book / "language_models.md").read_text(encoding="utf-8")
