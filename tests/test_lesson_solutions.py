@@ -194,6 +194,15 @@ assert strings.index("·self") not in top and scores[worst] == scores.min()
 assert swapped["model_p_with"] < swapped["model_p_without"]
 assert swapped["data_p_with"] < swapped["data_p_without"]
 """,
+    ("05_language_one_layer.ipynb", 3): """
+assert len(paid) == 5 and 0 < sum(paid) < len(paid)  # some pay, some barely register: refuted
+_ov, _cand = findings.full_ov(model), np.sort(cand)
+for _b in bugs[:5]:  # B's OV row ranks C2 among the outputs it raises most, in every pair
+    _row = _ov[_b.head, _b.b][torch.as_tensor(_cand)]
+    assert _b.c2 in _cand[_row.argsort(descending=True)[:6].numpy()] and _b.ov_z[1] > 0
+_lines = _out.strip().splitlines()
+assert len(_lines) == 5 and all(" -> " in line and "…" in line for line in _lines)
+""",
     ("06_language_two_layers.ipynb", 1): """
 assert ms.induction[1, ind_head] < 0.5 * m.induction[1, ind_head]  # the head followed the content
 assert ms.loss_second > m.loss_second + 1  # and copied the shuffled, wrong successor
