@@ -211,6 +211,9 @@ def test_lesson_05_agrees_with_lesson_04_on_the_one_layer_model(g4, g5):
     assert g5["sc_one_layer_n_heads"] == g4["lm1_n_heads"]
     assert g5["sc_one_layer_n_copying"] == g4["lm1_n_copying"]
     assert round(g5["sc_one_layer_best_copy"], 2) == g4["lm1_best_copy"]
+    # the same 200 random heads (seed 0): the same range and the same count above it
+    assert g5["sc_one_layer_n_above_random"] == g4["lm1_n_above_random"]
+    assert round(g5["sc_one_layer_random_copy_max"], 2) == g4["lm1_random_max"]
 
 
 def test_lesson_05_claims_about_the_one_layer_model(g5):
