@@ -13,7 +13,7 @@ import pytest
 from test_glued_values import DECISIONS, glued
 
 from toymodel import experiments, hf
-from toymodel.text import findings, lm
+from toymodel.text import attribution, findings, lm
 from toymodel.text import tokenizer as T
 
 WEIGHTS = 1e-6  # weight statistics in float64 (KERNEL_SPREAD: glued weight statistics)
@@ -45,8 +45,15 @@ def ids(corpus_ids):
 
 
 def test_lesson_04_glues_every_key_the_contract_lists(g4):
-    assert set(g4) == {"lm1_n_heads", "lm1_n_copying", "lm1_best_copy", "lm1_bigram_hit",
-                       "lm1_bigram_chance", "lm1_n_trigrams", "lm1_n_confirmed"}
+    assert set(g4) == {
+        "lm1_n_heads", "lm1_n_copying", "lm1_best_copy", "lm1_random_min", "lm1_random_max",
+        "lm1_n_above_random", "lm1_ov_top1_max", "lm1_bigram_hit", "lm1_bigram_chance",
+        "lm1_n_trigrams", "lm1_n_confirmed", "lm1_n_carried", "lm1_kept_trigram",
+        "lm1_kept_head", "lm1_kept_lift", "lm1_kept_lift_without", "lm1_bug_head",
+        "lm1_bug_wanted1", "lm1_bug_wanted2", "lm1_bug_unwanted", "lm1_bug_p_with",
+        "lm1_bug_p_no_head", "lm1_bug_p_without_b", "lm1_bug_k_with", "lm1_bug_n_with",
+        "lm1_dla_n", "lm1_dla_agree",
+    }
 
 
 def test_lesson_04_copying_heads(g4, one):
@@ -56,7 +63,16 @@ def test_lesson_04_copying_heads(g4, one):
     assert g4["lm1_n_copying"] == int((scores > 0).sum())
     # glued rounded to 2 decimals: the recomputed maximum rounds to it
     assert g4["lm1_best_copy"] == pytest.approx(float(scores.max()), abs=0.005 + WEIGHTS)
-    assert g4["lm1_n_copying"] > g4["lm1_n_heads"] / 2  # what the lesson's summary says
+    base = experiments.random_heads_baseline(lm.lm_weights(one), n=200, seed=0)
+    assert g4["lm1_random_min"] == pytest.approx(float(base.min()), abs=0.005 + WEIGHTS)
+    assert g4["lm1_random_max"] == pytest.approx(float(base.max()), abs=0.005 + WEIGHTS)
+    assert g4["lm1_n_above_random"] == int((scores > float(base.max())).sum())
+    top1 = findings.ov_top1(one)
+    assert g4["lm1_ov_top1_max"] == pytest.approx(float(top1.max()), abs=5e-5 + DECISIONS)
+    # what the lesson's summary, the chapter and the glossary say: most heads copy against the
+    # random heads, fewer than have a positive score, and none has an OV top-1 of even a few percent
+    assert g4["lm1_n_heads"] / 2 < g4["lm1_n_above_random"] < g4["lm1_n_copying"]
+    assert g4["lm1_random_min"] < 0 < g4["lm1_random_max"] and g4["lm1_ov_top1_max"] < 0.01
 
 
 def test_lesson_04_direct_path_is_a_bigram_table(g4, one, ids):
@@ -69,12 +85,93 @@ def test_lesson_04_direct_path_is_a_bigram_table(g4, one, ids):
     assert g4["lm1_bigram_hit"] > 5 * g4["lm1_bigram_chance"]
 
 
-def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, one, ids):
+@pytest.fixture(scope="module")
+def trigrams(one, ids):
+    """The lesson's skip-trigrams, those confirmed (Bonferroni over all of them), and each one's
+    lift with and without its head on the same held-out windows."""
+    import numpy as np
+
     tok, train, held = ids
     results = findings.lifts(one, train, held, exclude=[tok.token_to_id(T.EOS)])
+    good = [(t, r) for t, r in results if findings.confirmed(r, n_tests=len(results))]
+    windows = findings.windows_of(np.asarray(held)[:200_000], one.cfg.n_ctx)
+    return results, good, windows, attribution.head_lifts(one, windows, [t for t, _ in good])
+
+
+def test_lesson_04_skip_trigrams_hold_in_held_out_text(g4, trigrams):
+    results, good, _, _ = trigrams
     assert g4["lm1_n_trigrams"] == len(results)
-    assert g4["lm1_n_confirmed"] == sum(findings.confirmed(r) for _, r in results)
+    assert g4["lm1_n_confirmed"] == len(good)
     assert g4["lm1_n_confirmed"] >= 3
+    # the old rule (no p-value) confirms more: the p-value is doing work
+    loose = sum(r["model_p_with"] >= 2 * r["model_p_without"] and r["n_with"] >= 30
+                and r["n_without"] >= 30 and r["data_p_with"] > r["data_p_without"]
+                for _, r in results)
+    assert loose > len(good)
+    for _, r in good:
+        assert r["p_value"] < 0.05 / len(results)
+
+
+def test_lesson_04_each_confirmed_triple_without_its_head(g4, trigrams):
+    _, good, _, pairs = trigrams
+    carried = [attribution.carried_by_head(w, wo) for w, wo in pairs]
+    assert g4["lm1_n_carried"] == sum(carried)
+    assert g4["lm1_n_carried"] > len(good) / 2  # what the lesson's summary says
+    kept = [(t, w, wo) for (t, _), (w, wo), ok in zip(good, pairs, carried, strict=True) if not ok]
+    if kept:
+        t, w, wo = kept[0]
+        strings = T.token_strings(T.load_tokenizer())
+        assert g4["lm1_kept_trigram"] == findings.format_trigram(t, strings)
+        assert g4["lm1_kept_head"] == t.head
+        # lifts are ratios of float32 probabilities averaged over hundreds of positions
+        assert g4["lm1_kept_lift"] == pytest.approx(findings.lift_ratio(w), abs=0.05 + 1e-3)
+        assert g4["lm1_kept_lift_without"] == pytest.approx(findings.lift_ratio(wo),
+                                                            abs=0.05 + 1e-3)
+        assert 1 < g4["lm1_kept_lift_without"] < g4["lm1_kept_lift"]
+
+
+def test_lesson_04_the_factoring_bug(g4, one, ids):
+    import numpy as np
+
+    tok, train, held = ids
+    strings = T.token_strings(tok)
+    counts = np.bincount(np.asarray(train, dtype=np.int64), minlength=one.cfg.d_vocab)
+    eos = tok.token_to_id(T.EOS)
+    cand = np.array([t for t in np.argsort(-counts, kind="stable")[:250] if t != eos])
+    bug = attribution.factoring_bugs(one, train, cand)[0]
+    (w1, w2), bad = bug.wanted(), bug.unwanted()
+    assert g4["lm1_bug_head"] == bug.head
+    assert [g4[k] for k in ("lm1_bug_wanted1", "lm1_bug_wanted2", "lm1_bug_unwanted")] == [
+        findings.format_trigram(t, strings) for t in (w1, w2, bad)]
+    windows = findings.windows_of(np.asarray(held)[:200_000], one.cfg.n_ctx)
+    (w, wo), = attribution.head_lifts(one, windows, [bad])
+    # probabilities glued to 4 decimals, from float32 forward passes
+    for key, value in (("lm1_bug_p_with", w["model_p_with"]),
+                       ("lm1_bug_p_no_head", wo["model_p_with"]),
+                       ("lm1_bug_p_without_b", w["model_p_without"])):
+        assert g4[key] == pytest.approx(value, abs=5e-5 + 1e-6), key
+    assert (g4["lm1_bug_k_with"], g4["lm1_bug_n_with"]) == (w["k_with"], w["n_with"])
+    # what the chapter says: the data never put C2 there, the model does, through the head
+    assert g4["lm1_bug_k_with"] == 0
+    assert g4["lm1_bug_p_with"] > 2 * max(g4["lm1_bug_p_no_head"], g4["lm1_bug_p_without_b"])
+
+
+def test_lesson_04_logit_attribution(g4, one, trigrams):
+    import numpy as np
+
+    _, good, windows, pairs = trigrams
+    agree = 0
+    for (t, _), (w_, wo_) in zip(good[:3], pairs, strict=False):
+        w = next(w for w in windows if any(
+            (w[:p] == t.b).any() for p in np.nonzero((w[:-1] == t.a) & (w[1:] == t.c))[0]))
+        p = next(p for p in np.nonzero((w[:-1] == t.a) & (w[1:] == t.c))[0] if (w[:p] == t.b).any())
+        at = attribution.logit_attribution(one, w, int(p))
+        assert at.direct + at.heads.sum() == pytest.approx(at.forward, abs=1e-3)
+        agree += int(np.argmax(at.heads)) == t.head
+        if not attribution.carried_by_head(w_, wo_):  # the chapter: attribution agrees with ablation
+            assert int(np.argmax(at.heads)) != t.head
+    assert (g4["lm1_dla_n"], g4["lm1_dla_agree"]) == (min(3, len(good)), agree)
+    assert g4["lm1_dla_agree"] >= 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +212,9 @@ def test_lesson_05_agrees_with_lesson_04_on_the_one_layer_model(g4, g5):
     assert g5["sc_one_layer_n_heads"] == g4["lm1_n_heads"]
     assert g5["sc_one_layer_n_copying"] == g4["lm1_n_copying"]
     assert round(g5["sc_one_layer_best_copy"], 2) == g4["lm1_best_copy"]
+    # the same 200 random heads (seed 0): the same range and the same count above it
+    assert g5["sc_one_layer_n_above_random"] == g4["lm1_n_above_random"]
+    assert round(g5["sc_one_layer_random_copy_max"], 2) == g4["lm1_random_max"]
 
 
 def test_lesson_05_claims_about_the_one_layer_model(g5):

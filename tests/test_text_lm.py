@@ -37,7 +37,7 @@ def test_three_skip_trigrams_raise_their_token_in_held_out_text(model, ids):
     train, held = ids
     eos = T.load_tokenizer().token_to_id(T.EOS)
     results = findings.lifts(model, train, held, exclude=[eos])
-    good = [(t, r) for t, r in results if findings.confirmed(r)]
+    good = [(t, r) for t, r in results if findings.confirmed(r, n_tests=len(results))]
     assert len(good) >= 3, results
 
 
