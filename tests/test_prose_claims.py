@@ -503,12 +503,7 @@ def test_the_ov_transpose_warning_has_its_home_in_the_appendix():
 # Places whose files belong to other authors of issue 29; they apply the one-sentence replacement
 # listed in the issue in their own branches. Each entry is checked to be still needed: once a place
 # is done, its entry fails the test and must be removed from this set.
-AWAITING = {
-    ("copying", "ov_circuit.md"), ("copying", "glossary.md"), ("copying", "language_models.md"),
-    ("copying", "05_language_one_layer.ipynb"),
-    ("seed", "ov_circuit.md"), ("seed", "01_worked_example.ipynb"),
-    ("layernorm", "one_layer_model.md"),
-}
+AWAITING: set = set()  # every place now says each point once (issue 29, item 10)
 SITE_BOOK = "https://qk-ov-circuits.github.io/qk-ov-book/book/"
 
 

@@ -226,7 +226,7 @@ def side_removed_scores(model, tokens, head: int, side: str, layer: int = 0,
 #: The keys of a held-out test's result.
 LIFT_KEYS = ("n_with", "n_without", "model_p_with", "model_p_without", "data_p_with",
              "data_p_without")
-MIN_COUNT = 30  # positions needed with and without A (as findings.confirmed)
+MIN_COUNT = 30  # positions needed with and without A (findings.confirmed's min_n)
 FACTOR = 2.0  # the model's probability of C with A must be at least this many times that without
 
 
@@ -301,8 +301,9 @@ def lift_of(windows, prob_c, a: int, b: int, c: int, slip: str = "") -> dict:
 
 
 def raised_by(result: dict) -> bool:
-    """The assignment's rule (as :func:`toymodel.text.findings.confirmed`): enough positions in
-    both groups, the model's probability of C at least :data:`FACTOR` times higher with A, and C
+    """The assignment's rule, a simpler one than lesson 05's :func:`toymodel.text.findings.confirmed`
+    (which adds a one-sided Fisher test on the data with a Bonferroni correction): enough positions
+    in both groups, the model's probability of C at least :data:`FACTOR` times higher with A, and C
     observed more often with A."""
     return bool(result["n_with"] >= MIN_COUNT and result["n_without"] >= MIN_COUNT
                 and result["model_p_with"] >= FACTOR * result["model_p_without"]
