@@ -41,6 +41,15 @@ def config(a, d_vocab: int) -> lm.LMConfig:
         extra={"repeat_fraction": 0.0, "schedule": a.schedule})
 
 
+def own_tokenizer(size: int):
+    """A BPE of ``size`` tokens trained on the training documents, cached beside the corpus."""
+    path = corpus.cache_dir() / f"tokenizer-{corpus.VERSION}-{size}.json"
+    if not path.is_file():
+        train, _ = corpus.split(corpus.documents())
+        T.train_tokenizer([d.text for d in train], vocab_size=size).save(str(path))
+    return T.load_tokenizer(path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name")
@@ -58,9 +67,12 @@ def main(argv=None):
     ap.add_argument("--every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--stop-at", type=int, default=None)
+    ap.add_argument("--vocab", type=int, default=None,
+                    help="train a byte-level BPE of this size on the training documents (cached) "
+                         "instead of the shipped 2,048-token one")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    tok = T.load_tokenizer()
+    tok = T.load_tokenizer() if a.vocab is None else own_tokenizer(a.vocab)
     eos = tok.token_to_id(T.EOS)
     train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
     cfg = config(a, tok.get_vocab_size())
