@@ -301,7 +301,7 @@ def lift_of(windows, prob_c, a: int, b: int, c: int, slip: str = "") -> dict:
 
 
 def raised_by(result: dict) -> bool:
-    """The assignment's rule, a simpler one than lesson 05's :func:`toymodel.text.findings.confirmed`
+    """The assignment's rule, simpler than lesson 05's :func:`toymodel.text.findings.confirmed`
     (which adds a one-sided Fisher test on the data with a Bonferroni correction): enough positions
     in both groups, the model's probability of C at least :data:`FACTOR` times higher with A, and C
     observed more often with A."""
