@@ -77,3 +77,10 @@ def test_markdown_renders_in_colab_too(path):
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert not re.search(r"^\s*(```+|:::+)\s*\{", text, re.MULTILINE)
     assert text.count("<details>") == text.count("</details>")
+
+
+def test_every_lesson_has_the_same_install_cell():
+    """`make colab` runs the lessons without safetensors/tqdm preinstalled on lesson 02 only: that
+    stands for every lesson because their install cells are the same."""
+    firsts = {code_cells(p)[0] for p in NOTEBOOKS}
+    assert len(NOTEBOOKS) >= 2 and len(firsts) == 1

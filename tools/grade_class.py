@@ -3,7 +3,7 @@
 Usage (from the repository root, after ``make assignments``)::
 
     python -m tools.grade_class SUBMISSIONS_DIR --out DIR [--assignments _build/assignments]
-                                [--cache DIR] [--timeout 900]
+                                [--cache DIR] [--timeout 900] [--jobs 4]
 
 ``SUBMISSIONS_DIR`` holds one folder per assignment, named like it (``a1_head_by_hand``, ...), with
 one notebook per student: ``<student>.ipynb``, or ``<student>/<anything>.ipynb`` (a learning
@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,11 @@ def main(argv=None) -> Path:
     parser.add_argument("--cache", type=Path, default=None,
                         help="corpus cache for assignment 5 (default $TOYMODEL_TEXT_CACHE)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per submission")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                        help="submissions graded at once (default: the CPUs, at most 4)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
 
     names = sorted(p.name for p in args.submissions.iterdir()
                    if p.is_dir() and (MASTERS / f"{p.name}.ipynb").is_file())
@@ -181,6 +186,21 @@ def main(argv=None) -> Path:
     if any(n in NEEDS_CORPUS for n in names):
         preload_corpus(env)
 
+    # every submission graded first (``--jobs`` at once, each otter run in its own folder), then
+    # the gradebook assembled in a fixed order
+    jobs = []
+    for name in names:
+        zip_path = autograder_zip(args.assignments.resolve(), name)
+        for student, nb in submissions(args.submissions / name):
+            dest = out / name / student
+            dest.mkdir(parents=True, exist_ok=True)
+            copy = dest / f"{name}.ipynb"
+            shutil.copyfile(nb, copy)
+            jobs.append((name, student, zip_path, copy, dest))
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        graded = list(pool.map(lambda j: grade_one(j[2], j[3], j[4], env, args.timeout), jobs))
+    scores_of = {(j[0], j[1]): scores for j, scores in zip(jobs, graded, strict=True)}
+
     header, rows = ["student"], {}
     for name in names:
         qs = questions(name)
@@ -188,13 +208,9 @@ def main(argv=None) -> Path:
         header += [f"{name} {q} (/{p:g})" for q, p in auto]
         header.append(f"{name} automatic total (/{sum(p for _, p in auto):g})")
         header += [f"{name} {q} written (/{p:g})" for q, p, manual in qs if manual]
-        zip_path = autograder_zip(args.assignments.resolve(), name)
-        for student, nb in submissions(args.submissions / name):
+        for student, _ in submissions(args.submissions / name):
             dest = out / name / student
-            dest.mkdir(parents=True, exist_ok=True)
-            copy = dest / f"{name}.ipynb"
-            shutil.copyfile(nb, copy)
-            scores = grade_one(zip_path, copy, dest, env, args.timeout)
+            scores = scores_of[(name, student)]
             (dest / "feedback.txt").write_text(feedback(name, student, scores, qs))
             row = rows.setdefault(student, {"student": student})
             for q, p in auto:

@@ -187,6 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--notebooks", nargs="*", type=Path,
                         default=sorted((ROOT / "notebooks").glob("*.ipynb")))
     parser.add_argument("--variants", default="BA", help="which variants to run (default BA)")
+    parser.add_argument("--b-notebooks", nargs="*", type=Path, default=None,
+                        help="run variant B on these notebooks only (every lesson's install cell is "
+                             "the same, tests/test_colab.py checks it; default: all of --notebooks)")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     # one run at a time per cache: runs share the environment and uninstall packages in it
@@ -209,7 +212,8 @@ def _run(args) -> int:
     for variant in args.variants:
         if variant == "A":
             pip(venv, "install", "-q", *LIGHT)
-        for notebook in args.notebooks:
+        chosen = args.notebooks if variant == "A" or args.b_notebooks is None else args.b_notebooks
+        for notebook in chosen:
             t = time.monotonic()
             problems = run_notebook(venv, wheel, notebook.resolve(), variant)
             what = "with" if variant == "A" else "without"
