@@ -49,3 +49,13 @@ def test_the_jitter_pass_took_effect(monkeypatch):
     assert not torch.equal(jittered, plain)
     assert torch.allclose(jittered, plain, rtol=1e-6, atol=0)
     assert checkpoint.JITTER_ENV == "TOYMODEL_WEIGHT_JITTER"
+
+
+def test_only_shipped_files_are_jittered(monkeypatch, tmp_path):
+    from toymodel.checkpoint import FORMAT, read_checkpoint_file, save_checkpoint
+
+    monkeypatch.setenv(JITTER_ENV, "1e-7")
+    model = load_pretrained("max")  # jittered: a shipped file
+    path = save_checkpoint(model, "max", tmp_path / "m.safetensors")
+    tensors, _ = read_checkpoint_file(path, FORMAT, "checkpoint")
+    assert torch.equal(tensors["W_E"], model.W_E.detach())  # a file of the test's own: untouched
