@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: lm book test lint unit other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions grade-class
+.PHONY: lm book test lint unit native other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions grade-class
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,14 +33,22 @@ book: $(STAMP) $(NODE_STAMP)
 	$(BUILD)
 	@echo "Open _build/html/index.html in a browser."
 
-test: $(TEST_STAMP) lint strict-book assignments colab unit other-kernels browser
+# `make test` runs every test file once: the lessons and the numeric files (KERNEL_TESTS) with the
+# last bits moved (other-kernels), every other file on this CPU's own kernels (native).
+test: $(TEST_STAMP) lint strict-book assignments colab native other-kernels browser
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools book/_ext
 
-# Unit tests and nbval (re-executes every lesson and compares the checked outputs) in one run.
+# Unit tests and nbval (re-executes every lesson and compares the checked outputs) in one run, on
+# this CPU's own kernels: what a developer runs while working.
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests notebooks --ignore=tests/browser --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The unit tests that other-kernels does not run (it runs the rest, and the lessons).
+native: $(TEST_STAMP)
+	$(BIN)/python -m pytest tests --ignore=tests/browser $(addprefix --ignore=,$(KERNEL_TESTS)) \
+	  -p no:cacheprovider
 
 # The retraining checks, every test with a float tolerance, and the lessons' checked outputs again,
 # with the last bits of every result moved three ways at once, so a tolerance or a printed digit

@@ -31,6 +31,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,22 +96,29 @@ def fetch_archive(dest: Path | None = None) -> Path:
     dest = Path(dest) if dest is not None else cache_dir()
     path = dest / ARCHIVE
     if not path.is_file():
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            f"{PACKAGE}=={VERSION}",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--no-build-isolation",
-            "-d",
-            str(dest),
-            "-q",
-        ]
-        # pip prepares the metadata of an sdist; keep the download only.
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        # pip downloads into a folder of this process's own and the file is renamed into place,
+        # so two processes (test workers) fetching at once never see half a file
+        with tempfile.TemporaryDirectory(dir=dest) as tmp:
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"{PACKAGE}=={VERSION}",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--no-build-isolation",
+                "-d",
+                tmp,
+                "-q",
+            ]
+            # pip prepares the metadata of an sdist; keep the download only.
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            got = Path(tmp) / ARCHIVE
+            if got.is_file():
+                os.replace(got, path)
         if not path.is_file():
             raise RuntimeError(
                 f"could not download {PACKAGE}=={VERSION} with pip:\n{proc.stderr[-2000:]}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -122,7 +123,11 @@ def token_ids(which: str = "train", tok=None) -> np.ndarray:
     train, held = corpus.split(corpus.documents())
     docs = train if which == "train" else held
     ids = np.asarray(tokenizer.encode(tok, [d.text for d in docs]), dtype=np.uint16)
-    np.save(path, ids)
+    # written under a name of this process's own, then renamed: a reader (another test worker)
+    # sees the whole file or none
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, ids)
+    os.replace(tmp, path)
     return ids
 
 
