@@ -4,9 +4,11 @@
         [--batch 8] [--lr 1e-3] [--steps 100000] [--positional shortformer]
         [--schedule constant] [--layers 2] [--threads 1] [--stop-at STEP]
 
-Nothing is planted: every window is plain Django text (repeat fraction 0), tokenised with the
-shipped tokenizer. The run checkpoints to ``$TOYMODEL_TEXT_CACHE/runs`` every ``--every`` steps
-and the same command resumes it (``--stop-at`` ends this call early, keeping the schedule). Each
+Nothing is planted: every window is plain Django text (repeat fraction 0), or with ``--more-text``
+plain text of Django and two more pinned sdists (``toymodel.text.more_text``), tokenised with the
+shipped tokenizer (or ``--vocab N``, a BPE of N tokens trained on Django's training documents).
+The run checkpoints to ``$TOYMODEL_TEXT_CACHE/runs`` every ``--every`` steps and the same command
+resumes it (``--stop-at`` ends this call early, keeping the schedule). Each
 log entry records what issue 31 asks of a run (``toymodel.text.two_layer.text_probe``): the
 held-out loss and in-context-learning score (last 8 positions minus positions 8-15) on 200
 held-out windows of 64 tokens, the best previous-token score of a layer-0 head on held-out text,
@@ -20,13 +22,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from toymodel.model import ModelConfig  # noqa: E402
-from toymodel.text import corpus, lm, two_layer  # noqa: E402
+from toymodel.text import corpus, lm, more_text, two_layer  # noqa: E402
 from toymodel.text import tokenizer as T  # noqa: E402
 
 
@@ -38,7 +41,9 @@ def config(a, d_vocab: int) -> lm.LMConfig:
                     positional=a.positional),
         steps=a.steps, batch=a.batch, lr=a.lr, warmup=a.warmup, save_every=a.every,
         eval_every=a.every, seed=a.seed,
-        extra={"repeat_fraction": 0.0, "schedule": a.schedule})
+        extra={"repeat_fraction": 0.0, "schedule": a.schedule,
+               **({"more_text": [f"{x.package}=={x.version}" for x in more_text.SOURCES]}
+                  if a.more_text else {})})
 
 
 def own_tokenizer(size: int):
@@ -70,11 +75,17 @@ def main(argv=None):
     ap.add_argument("--vocab", type=int, default=None,
                     help="train a byte-level BPE of this size on the training documents (cached) "
                          "instead of the shipped 2,048-token one")
+    ap.add_argument("--more-text", action="store_true",
+                    help="train on Django's training documents and the sdists of "
+                         "toymodel.text.more_text (about 6 times more text); held-out windows "
+                         "stay Django's")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     tok = T.load_tokenizer() if a.vocab is None else own_tokenizer(a.vocab)
     eos = tok.token_to_id(T.EOS)
     train_ids, held_ids = lm.token_ids("train", tok), lm.token_ids("held_out", tok)
+    if a.more_text:
+        train_ids = np.concatenate([train_ids, more_text.token_ids(tok)])
     cfg = config(a, tok.get_vocab_size())
 
     def callback(model, step):

@@ -86,15 +86,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_archive(dest: Path | None = None) -> Path:
-    """The pinned sdist, downloaded with pip on first use and sha256-checked every time.
+def fetch_archive(dest: Path | None = None, package: str = PACKAGE, version: str = VERSION,
+                  sha256: str = SHA256) -> Path:
+    """The pinned sdist (Django unless told otherwise), downloaded with pip on first use and
+    sha256-checked every time.
 
     Raises:
         RuntimeError: pip could not download it (no access to the package index).
-        ValueError: the file's sha256 is not :data:`SHA256`.
+        ValueError: the file's sha256 is not ``sha256`` (:data:`SHA256` for Django).
     """
     dest = Path(dest) if dest is not None else cache_dir()
-    path = dest / ARCHIVE
+    archive = f"{package}-{version}.tar.gz"
+    path = dest / archive
     if not path.is_file():
         dest.mkdir(parents=True, exist_ok=True)
         # pip downloads into a folder of this process's own and the file is renamed into place,
@@ -105,7 +108,7 @@ def fetch_archive(dest: Path | None = None) -> Path:
                 "-m",
                 "pip",
                 "download",
-                f"{PACKAGE}=={VERSION}",
+                f"{package}=={version}",
                 "--no-deps",
                 "--no-binary",
                 ":all:",
@@ -116,17 +119,17 @@ def fetch_archive(dest: Path | None = None) -> Path:
             ]
             # pip prepares the metadata of an sdist; keep the download only.
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = Path(tmp) / ARCHIVE
+            got = Path(tmp) / archive
             if got.is_file():
                 os.replace(got, path)
         if not path.is_file():
             raise RuntimeError(
-                f"could not download {PACKAGE}=={VERSION} with pip:\n{proc.stderr[-2000:]}"
+                f"could not download {package}=={version} with pip:\n{proc.stderr[-2000:]}"
             )
     digest = _sha256(path)
-    if digest != SHA256:
+    if digest != sha256:
         raise ValueError(
-            f"{path} has sha256 {digest}, expected {SHA256}; delete it and fetch again"
+            f"{path} has sha256 {digest}, expected {sha256}; delete it and fetch again"
         )
     return path
 
@@ -167,14 +170,16 @@ def _is_held_out(path: str) -> bool:
     return int(hashlib.sha256(path.encode()).hexdigest(), 16) % 100 >= 100 - HELD_OUT_PERCENT
 
 
-def documents(archive: Path | None = None, limit: int | None = None) -> list[Document]:
+def documents(archive: Path | None = None, limit: int | None = None,
+              wanted=None) -> list[Document]:
     """The cleaned, deduplicated documents of the corpus, in path order (``limit``: the first
-    few)."""
+    few; ``wanted``: which member names of another archive to read, Django's rule by default)."""
     archive = fetch_archive() if archive is None else Path(archive)
+    wanted = _wanted if wanted is None else wanted
     found = []
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
-            if member.isfile() and _wanted(member.name):
+            if member.isfile() and wanted(member.name):
                 text = _clean(tar.extractfile(member).read())
                 if text is not None:
                     found.append(Document(member.name.split("/", 1)[1], text))
