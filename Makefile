@@ -12,7 +12,7 @@ BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
 # `sudo` only where we are not root and it exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: lm book test lint unit native other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions grade-class
+.PHONY: lm book test site-lane tests-lane lint unit native other-kernels jitter notebooks strict-book browser browser-deps figures clean assignments colab book-nosolutions grade-class
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,21 @@ book: $(STAMP) $(NODE_STAMP)
 	@echo "Open _build/html/index.html in a browser."
 
 # `make test` runs every test file once: the lessons and the numeric files (KERNEL_TESTS) with the
-# last bits moved (other-kernels), every other file on this CPU's own kernels (native).
-test: $(TEST_STAMP) lint strict-book assignments colab native other-kernels browser
+# last bits moved (other-kernels), every other file on this CPU's own kernels (native). After lint,
+# two lanes run side by side (each step alone uses about one core): the website (strict build,
+# assignments, browser tests) and the tests (Colab-like run, native, other-kernels). Each lane's
+# output is printed when the lane ends. `make test LANES=1` runs the same steps one after another.
+LANES ?= 2
+test: $(TEST_STAMP) $(NODE_STAMP) lint
+	$(MAKE) -j$(LANES) --output-sync=target --no-print-directory site-lane tests-lane
+
+site-lane: $(TEST_STAMP) $(NODE_STAMP)
+	$(MAKE) -j1 --no-print-directory strict-book assignments browser
+	@echo "site lane: strict build, assignments and browser tests passed"
+
+tests-lane: $(TEST_STAMP)
+	$(MAKE) -j1 --no-print-directory colab native other-kernels
+	@echo "tests lane: Colab-like run, native and other-kernel tests passed"
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools book/_ext

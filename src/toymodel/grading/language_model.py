@@ -126,24 +126,25 @@ def check_read_trigram(a, c, model, head, b, candidates):
     }
     if int(full[np.argmax(qk[b, full])]) == b:
         wrong_a[b] = "that is B itself; leave B out of the candidates for A."
-    i_a = int(np.flatnonzero(keep == right_a)[0])
-    wrong_a.setdefault(i_a, f"that is the *position* of the answer in the candidate list "
-                       f"(index {i_a}), not a token id: map it back, candidates[index].")
-    wrong_a.pop(right_a, None)
-    _token(a, "a", V)
-    check_value(int(a) if isinstance(a, (np.integer, int)) else a, right_a, "a", wrong=wrong_a)
+    _check_token(a, right_a, keep, "a", V, wrong_a)
     wrong_c = {
         int(full[np.argmax(ov[full, right_a])]): "that token's row raises A's logit the most "
         "(A's column); read A's row, full_ov[a, candidates]: A is the token attended to.",
         int(full[np.argmax(ov[b, full])]): "that is what attending to B would raise; the head "
         "attends from B to A, so read A's row.",
     }
-    i_c = int(np.flatnonzero(full == right_c)[0])
-    wrong_c.setdefault(i_c, f"that is the *position* of the answer in the candidate list "
-                       f"(index {i_c}), not a token id: map it back, candidates[index].")
-    wrong_c.pop(right_c, None)
-    _token(c, "c", V)
-    check_value(int(c) if isinstance(c, (np.integer, int)) else c, right_c, "c", wrong=wrong_c)
+    _check_token(c, right_c, full, "c", V, wrong_c)
+
+
+def _check_token(got, right: int, candidates: np.ndarray, name: str, V: int, wrong: dict):
+    """Check a token id chosen among ``candidates``; ``wrong`` maps named mistakes to messages,
+    and the answer's index in the candidate list (a position, not a token id) is one of them."""
+    i = int(np.flatnonzero(candidates == right)[0])
+    wrong.setdefault(i, f"that is the *position* of the answer in the candidate list "
+                     f"(index {i}), not a token id: map it back, candidates[index].")
+    wrong.pop(right, None)
+    _token(got, name, V)
+    check_value(int(got) if isinstance(got, (np.integer, int)) else got, right, name, wrong=wrong)
 
 
 # --------------------------------------------------------------------------------------------
