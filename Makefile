@@ -35,20 +35,20 @@ book: $(STAMP) $(NODE_STAMP)
 
 # `make test` runs every test file once: the lessons and the numeric files (KERNEL_TESTS) with the
 # last bits moved (other-kernels), every other file on this CPU's own kernels (native). After lint,
-# two lanes run side by side (each step alone uses about one core): the website (strict build,
-# assignments, browser tests) and the tests (Colab-like run, native, other-kernels). Each lane's
-# output is printed when the lane ends. `make test LANES=1` runs the same steps one after another.
+# two lanes of about equal length run side by side (no step keeps both cores busy all the time):
+# the website and Colab (strict build, assignments, browser tests, Colab-like run) and the tests
+# (native, other-kernels). `make test LANES=1` runs the same steps one after another.
 LANES ?= 2
 test: $(TEST_STAMP) $(NODE_STAMP) lint
 	$(MAKE) -j$(LANES) --output-sync=target --no-print-directory site-lane tests-lane
 
 site-lane: $(TEST_STAMP) $(NODE_STAMP)
-	$(MAKE) -j1 --no-print-directory strict-book assignments browser
-	@echo "site lane: strict build, assignments and browser tests passed"
+	$(MAKE) -j1 --no-print-directory strict-book assignments browser colab
+	@echo "site lane: strict build, assignments, browser tests and Colab-like run passed"
 
 tests-lane: $(TEST_STAMP)
-	$(MAKE) -j1 --no-print-directory colab native other-kernels
-	@echo "tests lane: Colab-like run, native and other-kernel tests passed"
+	$(MAKE) -j1 --no-print-directory native other-kernels
+	@echo "tests lane: native and other-kernel tests passed"
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools book/_ext
