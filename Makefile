@@ -1,7 +1,8 @@
 # Two commands on a fresh machine with Python 3.11 and Node.js/npm:
 #   make book   create .venv, install requirements.txt (+ MathJax from npm), build the book into _build/html
 #   make test   also install requirements-test.txt and Chromium (apt-get, where missing), then run every
-#               test: lint, the strict book build, unit tests + nbval, and the browser tests on the build
+#               test: lint, the strict book build, unit tests, the lessons' checked outputs, and the
+#               browser tests on the build
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -63,20 +64,21 @@ native: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/browser $(addprefix --ignore=,$(KERNEL_TESTS)) \
 	  -p no:cacheprovider
 
-# The retraining checks, every test with a float tolerance, and the lessons' checked outputs again,
-# with the last bits of every result moved three ways at once, so a tolerance or a printed digit
-# that holds on one CPU only fails here, not on a reader's laptop (docs-dev/KERNEL_SPREAD.md):
-# torch's portable kernels (ATEN_CPU_CAPABILITY=default), MKL's reproducibility path
-# (MKL_CBWR=COMPATIBLE), and every weight read from a shipped file moved by about one float32
-# rounding unit (TOYMODEL_WEIGHT_JITTER=1e-7, seeded). tests/test_kernels.py and tests/test_jitter.py
-# check that the settings took effect; tests/test_notebook_digits.py is the static side of the rule.
+# The retraining checks, every test with a float tolerance, and every lesson executed once with its
+# exercise solutions and its checked outputs compared with the commit by nbval's rule
+# (tests/test_lesson_solutions.py, in place of a second nbval run), with the last bits of every
+# result moved three ways at once, so a tolerance or a printed digit that holds on one CPU only
+# fails here, not on a reader's laptop (docs-dev/KERNEL_SPREAD.md): torch's portable kernels
+# (ATEN_CPU_CAPABILITY=default), MKL's reproducibility path (MKL_CBWR=COMPATIBLE), and every weight
+# read from a shipped file moved by about one float32 rounding unit (TOYMODEL_WEIGHT_JITTER=1e-7,
+# seeded). tests/test_kernels.py and tests/test_jitter.py check that the settings took effect;
+# tests/test_notebook_digits.py is the static side of the rule.
 KERNEL_TESTS := tests/test_kernels.py tests/test_jitter.py tests/test_train.py tests/test_induction.py \
 	tests/test_widgets.py tests/test_webfigs.py tests/test_glued_values.py tests/test_glued_composition.py \
 	tests/test_experiments.py tests/test_lesson_solutions.py tests/test_glued_language.py
 LAST_BITS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE TOYMODEL_WEIGHT_JITTER=1e-7
 other-kernels: $(TEST_STAMP)
-	$(LAST_BITS) $(BIN)/python -m pytest $(KERNEL_TESTS) notebooks --nbval-lax \
-	  --nbval-current-env -p no:cacheprovider
+	$(LAST_BITS) $(BIN)/python -m pytest $(KERNEL_TESTS) -p no:cacheprovider
 
 # The weight jitter alone (with MKL_CBWR), on the lessons and the glued numbers: a quicker check
 # while fixing a printed digit.

@@ -1,4 +1,4 @@
-"""Every exercise solution that contains code runs, in the lesson's own state, and says the truth.
+"""Every lesson reprints its checked outputs, and every exercise solution runs and says the truth.
 
 Each lesson notebook is executed once (as the book build does, in its own folder) with, after its
 own cells, one cell per solution: the solution's code as written in the markdown (inside
@@ -6,11 +6,19 @@ own cells, one cell per solution: the solution's code as written in the markdown
 solution's text claims, from ``CHECKS`` below. A solution that raises, or whose claim is false,
 fails the test named after its exercise. Solutions of a lesson missing from ``CHECKS`` still have
 to run without error.
+
+The same run checks the lesson's own cells as ``pytest --nbval-lax`` would
+(``test_checked_outputs_match_the_commit``, rule in ``tests/colab/checked_outputs.py``): no cell
+raises, and every cell tagged ``nbval-check-output`` prints, glues and shows what the committed
+notebook holds. The solution cells come after the lesson's own, so they cannot change what those
+print. ``make other-kernels`` runs this file with the last bits moved, in place of a second,
+separate nbval run of every lesson (``make unit`` still runs nbval itself).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -22,6 +30,9 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+_spec = importlib.util.spec_from_file_location("checked_outputs", ROOT / "tests" / "colab" / "checked_outputs.py")
+checked_outputs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(checked_outputs)
 
 SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>(?P<body>.*?)</details>",
                       re.DOTALL | re.IGNORECASE)
@@ -222,9 +233,11 @@ assert int(shifted(_lst)[0, -1].argmax()) == 0
 
 
 @functools.cache
-def executed(path: Path) -> dict[int, list[str]]:
-    """Run the notebook plus its solutions; ``{exercise: [error messages]}``."""
+def executed(path: Path) -> tuple[dict[int, list[str]], list[str]]:
+    """Run the notebook plus its solutions once; ``({exercise: [error messages]}, [checked-output
+    differences])``. Raises if one of the lesson's own cells raises."""
     nb = nbformat.read(str(path), as_version=4)
+    committed = nbformat.read(str(path), as_version=4).cells
     sols = solutions(nb, path.name)
     for sol in sols:
         run = nbformat.v4.new_code_cell("%%capture _captured\n" + sol.code)
@@ -249,7 +262,8 @@ def executed(path: Path) -> dict[int, list[str]]:
                     lesson_errors.append(message)
     if lesson_errors:
         raise AssertionError(f"{path.name} itself fails:\n" + "\n".join(lesson_errors))
-    return errors
+    own = [c for c in nb.cells if "solution" not in c.metadata]
+    return errors, checked_outputs.checked_differences(own, committed)
 
 
 def _cases():
@@ -298,5 +312,34 @@ def test_every_code_solution_of_the_lessons_has_a_check(lesson):
 
 @pytest.mark.parametrize(("path", "exercise"), _cases())
 def test_solution_runs_and_its_claims_hold(path, exercise):
-    errors = executed(path)[exercise]
+    errors = executed(path)[0][exercise]
     assert not errors, f"{path.name}, exercise {exercise}:\n" + "\n\n".join(errors)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_checked_outputs_match_the_commit(path):
+    assert checked_outputs.count_checked(nbformat.read(str(path), as_version=4).cells) >= 5
+    differences = executed(path)[1]
+    assert not differences, (f"{path.name}: {len(differences)} checked cell(s) differ from the "
+                             "committed notebook (re-execute it, or fix the digits):\n\n"
+                             + "\n\n".join(differences))
+
+
+def test_checked_outputs_rule():
+    """The comparison is nbval's: streams joined, glue payloads compared, images and ids not."""
+    def cell(*outputs):
+        return {"cell_type": "code", "id": "a", "metadata": {"tags": ["nbval-check-output"]},
+                "source": "x", "outputs": list(outputs)}
+    out = {"output_type": "stream", "name": "stdout", "text": "loss 3.46\n"}
+    split = [{"output_type": "stream", "name": "stdout", "text": t} for t in ("loss 3.", "46\n")]
+    glued = {"output_type": "display_data", "metadata": {"scrapbook": {"name": "x"}},
+             "data": {"application/papermill.record/text/plain": "3.46", "image/png": "AAA"}}
+    assert checked_outputs.difference(cell(*split), cell(out)) is None
+    assert checked_outputs.difference(cell(dict(glued, data=dict(glued["data"], **{"image/png": "B"}))),
+                                      cell(glued)) is None
+    moved = dict(glued, data={"application/papermill.record/text/plain": "3.47"})
+    assert "3.47" in checked_outputs.difference(cell(moved), cell(glued))
+    assert checked_outputs.difference(cell(out), cell(out, glued)) is not None  # a glue went missing
+    unchecked = dict(cell(moved), metadata={})
+    assert checked_outputs.checked_differences([unchecked], [cell(glued)]) == []
+    assert len(checked_outputs.checked_differences([cell(moved)], [cell(glued)])) == 1

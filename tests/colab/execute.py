@@ -3,9 +3,9 @@
     python execute.py COPY.ipynb COMMITTED.ipynb
 
 Prints one ``PROBLEM ...`` line per difference and exits 1 if there is any. Compared, for every
-cell tagged ``nbval-check-output``: its printed text (streams and ``text/plain`` results), as
-nbval does. An explorer cell (one that calls ``*_explorer()``) must show a live widget. A view cell
-(one that calls ``attention_view(`` or ``model_attention_view(``) must show the attention view as
+cell tagged ``nbval-check-output``: its outputs, by nbval's rule (``checked_outputs.py``: printed
+text, results, glued values and HTML; not images). An explorer cell (one that calls
+``*_explorer()``) must show a live widget. A view cell (one that calls ``attention_view(`` or ``model_attention_view(``) must show the attention view as
 a self-contained HTML output (its script and style inline, nothing fetched from another host).
 """
 
@@ -13,27 +13,9 @@ import sys
 from pathlib import Path
 
 import nbformat
+from checked_outputs import checked_differences, count_checked
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-
-def texts(cell) -> dict:
-    """The cell's printed text by kind; streams joined (they split differently between runs)."""
-    out = {"stdout": "", "stderr": "", "result": "", "error": ""}
-    for o in cell.get("outputs", []):
-        if o["output_type"] == "stream":
-            out[o["name"]] += o["text"]
-        elif o["output_type"] in ("execute_result", "display_data"):
-            data = o.get("data", {})
-            if "text/plain" in data and "image/png" not in data:
-                out["result"] += data["text/plain"]
-        elif o["output_type"] == "error":
-            out["error"] += f"{o['ename']}: {o['evalue']}"
-    return out
-
-
-def show(parts: dict) -> str:
-    return "".join(f"[{k}]\n{v}" for k, v in parts.items() if v)
 
 
 def view_problems(cell) -> list[str]:
@@ -49,25 +31,20 @@ def view_problems(cell) -> list[str]:
 
 def main(copy: str, committed: str) -> int:
     nb = nbformat.read(copy, as_version=4)
-    ref = {c.get("id"): c for c in nbformat.read(committed, as_version=4).cells}
     client = NotebookClient(nb, timeout=180, kernel_name="python3",  # a cell past 3 min is a hang
                             resources={"metadata": {"path": str(Path(copy).parent)}})
-    problems, checked, explorers, views = [], 0, 0, 0
+    problems, explorers, views = [], 0, 0
     try:
         client.execute()
     except CellExecutionError as err:
         problems.append(f"a cell raised: {str(err)[-2000:]}")
+    committed_cells = nbformat.read(committed, as_version=4).cells
+    problems += checked_differences(nb.cells, committed_cells)
+    checked = count_checked(nb.cells)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         cid = cell.get("id")
-        if "nbval-check-output" in cell.metadata.get("tags", []):
-            checked += 1
-            if cid not in ref:
-                problems.append(f"cell {cid}: not in the committed notebook")
-            elif texts(cell) != texts(ref[cid]):
-                problems.append(f"cell {cid}: output differs\n--- committed\n"
-                                f"{show(texts(ref[cid]))}\n--- here\n{show(texts(cell))}")
         explorers += "_explorer()" in cell.source
         if "_explorer()" in cell.source and not any(
                 "application/vnd.jupyter.widget-view+json" in o.get("data", {})
