@@ -125,3 +125,65 @@ def test_the_log_dates_the_phase_change(shipped):
     ind = [e["induction"] for e in log]
     assert ind[0] < 0.1 and max(ind) >= 0.3
     assert ind[-1] == pytest.approx(float(m.induction[1].max()), abs=0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain text (issue 31): the card of natural-text measurements, its bars, and the shipped model
+# trained with nothing planted
+# ---------------------------------------------------------------------------------------------
+
+
+def test_natural_text_card_measures_every_head_and_picks_the_best_candidate(tiny):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 40, (4000,), generator=g).numpy()
+    w = two_layer.text_windows(ids, n=50, length=32)
+    card = two_layer.natural_text_card(tiny, w, ids, eos=0)
+    assert card.by_position.shape == (31,) and card.loss == pytest.approx(card.by_position.mean(),
+                                                                          rel=1e-5)
+    assert card.prev.shape == card.continuation.shape == card.induction.shape == (3,)
+    assert card.head == int(np.argmax(np.minimum(card.continuation, card.induction)))
+    assert set(card.ablation) == {"at_targets", "elsewhere", "n_targets"}
+    one = two_layer.position_losses(tiny, w) + 1.0  # a baseline one nat worse everywhere
+    verdicts = two_layer.bar_verdicts(card, one)
+    assert len(verdicts) == len(two_layer.BARS) + 1
+    loss_row = verdicts[3]
+    assert loss_row[1] == card.loss and loss_row[3] is True  # lower than a baseline 1 nat worse
+    assert verdicts[0][3] == (card.prev.max() >= two_layer.BARS["prev"])
+    icl_row = verdicts[4]  # the baseline's late-minus-early equals the card's: no 0.1 gain
+    assert icl_row[3] is False and icl_row[1] == pytest.approx(card.icl)
+
+
+def test_natural_text_card_needs_two_layers():
+    one = AttentionOnlyTransformer(ModelConfig(d_vocab=40, d_model=16, d_head=4, n_heads=3,
+                                               n_ctx=32, n_layers=1))
+    w = two_layer.text_windows(np.arange(1, 40).repeat(20), n=4, length=16)
+    with pytest.raises(ValueError, match="2 layers, got 1"):
+        two_layer.natural_text_card(one, w, np.arange(1, 40).repeat(20), eos=0)
+
+
+def test_shipped_plain_text_model_has_nothing_planted():
+    """The file's metadata says how it was made: repeat fraction 0, positions in the residual
+    stream, the recipe of lm.CONFIGS, and a log that ends where the file was taken."""
+    import json
+    from importlib import resources
+
+    from safetensors import safe_open
+
+    from toymodel.text import lm
+
+    with resources.as_file(lm.lm_path("two_layer_plain")) as p, safe_open(str(p), "pt") as f:
+        meta = f.metadata()
+        shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    cfg = lm.LMConfig.from_dict(json.loads(meta["lm_config"]))
+    assert cfg == lm.CONFIGS["two_layer_plain"]
+    assert cfg.extra["repeat_fraction"] == 0.0 and "repeat_mode" not in cfg.extra
+    # positions are added to the residual stream (the default, which the file leaves unsaid)
+    assert json.loads(meta["config"]).get("positional", "standard") == "standard"
+    assert shapes["W_Q"] == [2, 4, 128, 32] and shapes["W_O"] == [2, 4, 32, 128]
+    assert shapes["W_E"] == [2048, 128] and shapes["W_U"] == [128, 2048]
+    log = json.loads(meta["log"])
+    assert log[-1]["step"] == cfg.steps == lm.PLAIN_STEPS
+    assert all(e["tokens"] == e["step"] * cfg.batch * cfg.model.n_ctx for e in log)
+    assert [e["step"] for e in log] == sorted({e["step"] for e in log})
+    for key in ("text_loss", "icl", "text_prev", "continuation", "induction", "prev_token"):
+        assert all(key in e for e in log), key

@@ -1,11 +1,17 @@
 """Rebuild the shipped language models: tokenizer, token ids, seeded training, safetensors.
 
-    python tools/build_lm.py [--models one_layer two_layer] [--steps N] [--no-tokenizer] [--fresh]
+    python tools/build_lm.py [--models one_layer two_layer two_layer_plain] [--steps N]
+                             [--no-tokenizer] [--fresh] [--from-state PATH]
 
 Downloads the pinned corpus (pip, sha256-checked) into the cache, trains the byte-level BPE on the
 training split (written to src/toymodel/data/lm_tokenizer.json), then trains each model (resumable:
 a killed run continues from its last checkpoint unless --fresh) and writes
 src/toymodel/data/lm_<name>.safetensors. Prints how long each part took.
+
+A two-layer model trained on plain text (``repeat_fraction`` 0) logs what issue 31 asks of a run
+(:func:`toymodel.text.two_layer.text_probe`), as the plain-text search does; ``--from-state``
+starts it from a resumable state of the same recipe (a search run's checkpoint, for example
+``~/.cache/toymodel-text/runs/plain-w128-state.safetensors``) instead of from step 0.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,6 +36,24 @@ def _probe(model, step, eos):
     return two_layer.training_probe(model, eos)
 
 
+def _text_probe(model, step, held_ids, eos):
+    return two_layer.text_probe(model, held_ids, eos)
+
+
+def _start_from(state: Path, cfg: lm.LMConfig, run_dir: Path) -> None:
+    """Copy a resumable state into ``run_dir`` under ``cfg``'s name, if it is not past the end."""
+    from safetensors import safe_open
+
+    with safe_open(str(state), "pt") as f:
+        step = int(f.metadata()["step"])
+    if step > cfg.steps:
+        raise SystemExit(f"{state} is at step {step}, past {cfg.name}'s {cfg.steps} steps: a later "
+                         "state cannot give the shipped model back")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state, run_dir / f"{cfg.name}-state.safetensors")
+    print(f"{cfg.name}: starting from {state} (step {step})", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["one_layer"], choices=sorted(lm.CONFIGS))
@@ -36,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--no-tokenizer", action="store_true", help="keep the shipped tokenizer.json")
     ap.add_argument("--fresh", action="store_true", help="ignore saved training checkpoints")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--from-state", type=Path, default=None,
+                    help="a resumable state of the same recipe to start the (one) model from")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = ROOT / "src" / "toymodel" / "data"
@@ -62,9 +89,15 @@ def main(argv=None):
         if args.steps is not None:
             cfg = dataclasses.replace(cfg, steps=args.steps)
         t = time.perf_counter()
-        probe = None
-        if cfg.model.n_layers == 2:  # the log dates the induction phase change
-            probe = functools.partial(_probe, eos=tok.token_to_id(tokenizer.EOS))
+        probe, eos = None, tok.token_to_id(tokenizer.EOS)
+        if cfg.model.n_layers == 2 and cfg.extra.get("repeat_fraction", 0.0) == 0.0:
+            probe = functools.partial(_text_probe, held_ids=held_ids, eos=eos)  # issue 31's log
+        elif cfg.model.n_layers == 2:  # the log dates the induction phase change
+            probe = functools.partial(_probe, eos=eos)
+        if args.from_state is not None:
+            if len(args.models) != 1:
+                raise SystemExit("--from-state needs exactly one model in --models")
+            _start_from(args.from_state, cfg, corpus.cache_dir() / "runs")
 
         model, log = lm.train_lm(
             cfg,

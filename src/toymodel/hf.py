@@ -317,7 +317,9 @@ def load_language_model(name: str, path=None, device: str = "cpu") -> LanguageMo
 
     layers = {1: "one-layer", 2: "two-layer"}.get(c.n_layers, f"{c.n_layers}-layer")
     mode = lm.CONFIGS[name].extra.get("repeat_mode") if name in lm.CONFIGS else None
-    pasted = ", with random passages pasted twice into it" if mode == "random_tokens" else ""
+    extra = lm.CONFIGS[name].extra if name in lm.CONFIGS else {}
+    pasted = (", with random passages pasted twice into it" if mode == "random_tokens"
+              else ", nothing pasted in" if "repeat_fraction" in extra else "")
     label = (f"the book's {layers} language model {name!r} ({c.n_heads} heads per layer, "
              f"trained on Python source and documentation{pasted})")
     return LanguageModel(name, label, model, _float64_cpu(w32), w32, T.token_strings(tok),

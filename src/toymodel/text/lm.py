@@ -83,6 +83,8 @@ class LMConfig:
         return cls(**d)
 
 
+PLAIN_STEPS = 32_000  # where the shipped plain-text two-layer model was taken from its run
+
 CONFIGS = {
     "one_layer": LMConfig(
         "one_layer",
@@ -104,6 +106,21 @@ CONFIGS = {
         warmup=100,
         save_every=250,
         extra={"repeat_fraction": 1.0, "repeat_mode": "random_tokens"},
+    ),
+    # Plain text, nothing planted: run w128 of the plain-text search (issue 31,
+    # benchmarks/lm_two_layer_search.md), shipped at step PLAIN_STEPS of a run that goes on. The
+    # learning rate is constant after the warm-up, so stopping early changes no step before it.
+    "two_layer_plain": LMConfig(
+        "two_layer_plain",
+        ModelConfig(d_vocab=2048, d_model=128, d_head=32, n_heads=4, n_ctx=128, seed=0, n_layers=2,
+                    positional="standard"),
+        steps=PLAIN_STEPS,
+        batch=8,
+        lr=3e-3,
+        warmup=500,
+        save_every=2000,
+        eval_every=2000,
+        extra={"repeat_fraction": 0.0, "schedule": "constant"},
     ),
 }
 
