@@ -144,3 +144,13 @@ def test_decompose_needs_one_layer(model2):
 def test_bad_n_layers(bad):
     with pytest.raises(ValueError, match="n_layers must be a positive integer"):
         ModelConfig(d_vocab=5, n_layers=bad)
+
+
+def test_resid_final_is_what_the_unembedding_reads(model2):
+    x = toks(seed=5)
+    with torch.no_grad():
+        resid = model2.resid_final(x)
+        _, cache = model2.run_with_cache(x)
+        assert resid.shape == (*x.shape, model2.cfg.d_model)
+        torch.testing.assert_close(resid, cache["hook_resid_final"], rtol=0, atol=0)
+        torch.testing.assert_close(resid @ model2.W_U, model2(x))

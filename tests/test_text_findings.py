@@ -360,3 +360,18 @@ def test_the_books_pages_write_skip_trigrams_in_text_order():
         text = (book / name).read_text(encoding="utf-8")
         assert not REVERSED.search(text), name
     assert "`B … A -> C`" in (book / "language_models.md").read_text(encoding="utf-8")
+
+
+def test_held_out_logprobs_at_unembeds_only_those_positions(tiny, tiny_windows):
+    windows, full = F.held_out_logprobs(tiny, tiny_windows.ravel(), [5, 2])
+    _, part = F.held_out_logprobs(tiny, tiny_windows.ravel(), [5, 2], at={3})
+    at_a = windows == 3
+    assert at_a.any() and (~at_a).any()
+    for c in (5, 2):
+        np.testing.assert_allclose(part[c][at_a], full[c][at_a], rtol=1e-5, atol=1e-6)
+        assert np.isnan(part[c][~at_a]).all()
+    tri = F.SkipTrigram(0, a=3, b=7, c=5, qk=0.0, ov=0.0)
+    a, b = F.held_out_lift(windows, full, tri), F.held_out_lift(windows, part, tri)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-5, nan_ok=True), k

@@ -342,7 +342,7 @@ class AttentionOnlyTransformer(nn.Module):
         logits = self._run(tokens, score_hook, hooks, cache)[0]
         return logits, cache
 
-    def _run(self, tokens, score_hook=None, hooks=None, cache=None):
+    def _run(self, tokens, score_hook=None, hooks=None, cache=None, unembed=True):
         hooks = dict(hooks or {})
         names = {f"blocks.{i}.attn.hook_{s}" for i in range(self.cfg.n_layers)
                  for s in ("attn_scores", "z")}
@@ -365,7 +365,15 @@ class AttentionOnlyTransformer(nn.Module):
             patterns.append(pattern)
         if cache is not None:
             cache["hook_resid_final"] = x
-        return x @ self.W_U, patterns
+        return (x @ self.W_U if unembed else x), patterns
+
+    def resid_final(self, tokens) -> torch.Tensor:
+        """The residual stream after the last layer ``[batch, pos, d_model]``, before ``W_U``.
+
+        ``resid_final(tokens) @ W_U`` is the forward pass; computing it without the unembedding
+        lets a caller unembed only the positions it needs.
+        """
+        return self._run(tokens, unembed=False)[0]
 
     def run_with_pattern(self, tokens, score_hook=None, hooks=None):
         """Forward pass that also returns the attention pattern.

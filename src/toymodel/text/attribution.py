@@ -162,7 +162,26 @@ def factoring_bugs(model, train_ids, candidates, n_tokens: int = 300_000,
     cand = np.array(sorted({int(t) for t in np.asarray(candidates).ravel()}), dtype=np.int64)
     keep = torch.as_tensor(cand)
     windows = windows_of(np.asarray(train_ids)[:n_tokens], model.cfg.n_ctx)
-    nxt = windows[:, 1:]
+    n_win, n_ctx = windows.shape
+    flat, nxt = windows[:, :-1].ravel(), windows[:, 1:].ravel()  # positions with a next token
+    rows, cols = np.divmod(np.arange(flat.size), n_ctx - 1)
+    order = np.argsort(flat, kind="stable")  # row-major positions of each token, grouped
+    grouped = flat[order]
+
+    def positions(t):
+        lo, hi = np.searchsorted(grouped, [t, t + 1])
+        return order[lo:hi]
+
+    first_seen: dict = {}  # b -> [windows]: the column of b's first occurrence (n_ctx: none)
+
+    def after_with_b_earlier(a, b):
+        """The tokens that follow ``a`` at positions with ``b`` strictly earlier in the window."""
+        if b not in first_seen:
+            is_b = windows == b
+            first_seen[b] = np.where(is_b.any(1), is_b.argmax(1), n_ctx)
+        idx = positions(a)
+        return nxt[idx[cols[idx] > first_seen[b][rows[idx]]]]
+
     qk, ov = full_qk(model).double(), full_ov(model).double()
     found = []
     for h in range(model.cfg.n_heads):
@@ -175,31 +194,27 @@ def factoring_bugs(model, train_ids, candidates, n_tokens: int = 300_000,
             if len(dests) < 2:
                 continue
             outs = np.argsort(-oz[j], kind="stable")[:top_c]
-            is_b = windows == b
-            seen = (np.cumsum(is_b, axis=1) - is_b)[:, :-1] > 0
-            rates, counts = {}, {}
-            for i in dests:
-                after = nxt[(windows[:, :-1] == cand[i]) & seen]
-                counts[i] = len(after)
-                if len(after):
-                    rates[i] = {c: float((after == cand[c]).mean()) for c in outs}
-            best = None
-            for i1 in dests:
-                for i2 in dests:
-                    if i1 == i2 or counts[i1] < min_n or counts[i2] < min_n:
-                        continue
-                    for c1 in outs:
-                        for c2 in outs:
-                            r11, r22, r12 = rates[i1][c1], rates[i2][c2], rates[i1][c2]
-                            if (c1 == c2 or r11 < min_rate or r22 < min_rate
-                                    or r12 > max_cross):
-                                continue
-                            score = min(r11, r22)
-                            if best is None or score > best[0]:
-                                best = (score, i1, c1, i2, c2)
-            if best is None:
+            afters = {i: after_with_b_earlier(int(cand[i]), int(b)) for i in dests}
+            counts = {i: len(afters[i]) for i in dests}
+            use = [i for i in dests if counts[i] >= min_n]  # destinations with enough positions
+            if len(use) < 2:
                 continue
-            _, i1, c1, i2, c2 = best
+            # rate[k, m]: how often output outs[m] follows destination use[k] (with b earlier)
+            rate = np.array([(afters[i][:, None] == cand[outs][None, :]).mean(0) for i in use])
+            r11 = rate[:, None, :, None]  # [i1, i2, c1, c2]
+            r22 = rate[None, :, None, :]
+            r12 = rate[:, None, None, :]
+            allowed = ((r11 >= min_rate) & (r22 >= min_rate) & (r12 <= max_cross)
+                       & ~np.eye(len(use), dtype=bool)[:, :, None, None]
+                       & ~np.eye(len(outs), dtype=bool)[None, None, :, :])
+            if not allowed.any():
+                continue
+            score = np.where(allowed, np.minimum(r11, r22), -np.inf)
+            # the first best in (i1, i2, c1, c2) order, the order a nested loop would meet it
+            k1, k2, m1, m2 = np.unravel_index(int(np.argmax(score)), score.shape)
+            rates = {use[k]: {int(outs[m]): float(rate[k, m]) for m in range(len(outs))}
+                     for k in (k1, k2)}
+            i1, c1, i2, c2 = use[k1], int(outs[m1]), use[k2], int(outs[m2])
             found.append(FactoringBug(
                 h, int(b), int(cand[i1]), int(cand[c1]), int(cand[i2]), int(cand[c2]),
                 round(rates[i1][c1], 4), round(rates[i2][c2], 4), round(rates[i1][c2], 4),
