@@ -145,3 +145,32 @@ def test_lm_weights_match_the_gpt2_loader_layout(model):
     scores = circuits.copying_score(w["W_E"].double(), w["W_V"].double(), w["W_O"].double(),
                                     w["W_U"].double())
     assert np.allclose(np.asarray(scores), findings.copying_scores(model)[0])
+
+
+def test_the_plain_text_recipe_trains_and_logs_what_issue_31_asks(corpus_ids, tmp_path):
+    """A smoke test of the shipped plain-text model's recipe (CI never trains it in full): a few
+    steps of lm.CONFIGS["two_layer_plain"] on the real training ids, nothing planted, the learning
+    rate constant after warm-up, the natural-text probe in the log, resumable from its state."""
+    import dataclasses
+
+    from toymodel.text import two_layer
+
+    tok, train_ids, held_ids = corpus_ids
+    full = lm.CONFIGS["two_layer_plain"]
+    assert full.extra["repeat_fraction"] == 0.0 and full.extra["schedule"] == "constant"
+    assert [lm._lr(full, s) for s in (full.warmup, full.steps // 2, full.steps - 1)] == [full.lr] * 3
+    cfg = dataclasses.replace(full, steps=4, warmup=2, eval_every=2, save_every=2)
+    eos = tok.token_to_id(T.EOS)
+
+    def probe(model, step):
+        return two_layer.text_probe(model, held_ids, eos)
+
+    model, log = lm.train_lm(cfg, train_ids, held_ids, run_dir=tmp_path, progress=False,
+                             threads=1, callback=probe, stop_at=2)
+    assert [e["step"] for e in log] == [2]
+    model, log = lm.train_lm(cfg, train_ids, held_ids, run_dir=tmp_path, progress=False,
+                             threads=1, callback=probe)  # resumes at step 2
+    assert [e["step"] for e in log] == [2, 4] and log[-1]["tokens"] == 4 * 8 * 128
+    for key in ("held_out_loss", "text_loss", "icl", "text_prev", "continuation", "induction"):
+        assert np.isfinite(log[-1][key]), key
+    assert log[-1]["text_loss"] < np.log(full.model.d_vocab) + 1  # not worse than a wild guess
