@@ -133,13 +133,24 @@ def token_ids(which: str = "train", tok=None) -> np.ndarray:
     if which not in ("train", "held_out"):
         raise ValueError(f"which must be 'train' or 'held_out', got {which!r}")
     tok = tokenizer.load_tokenizer() if tok is None else tok
+
+    def texts():
+        train, held = corpus.split(corpus.documents())
+        return [d.text for d in (train if which == "train" else held)]
+
+    return cached_ids(f"ids-{corpus.VERSION}", which, tok, texts)
+
+
+def cached_ids(prefix: str, suffix: str, tok, texts) -> np.ndarray:
+    """Token ids (uint16) of the documents ``texts()`` returns, cached in the corpus cache under
+    ``{prefix}-{tokenizer hash}-{suffix}.npy``; ``texts`` is called only when the cache is empty."""
+    from . import corpus, tokenizer
+
     key = __import__("hashlib").sha256(tok.to_str().encode()).hexdigest()[:12]
-    path = corpus.cache_dir() / f"ids-{corpus.VERSION}-{key}-{which}.npy"
+    path = corpus.cache_dir() / f"{prefix}-{key}-{suffix}.npy"
     if path.is_file():
         return np.load(path)
-    train, held = corpus.split(corpus.documents())
-    docs = train if which == "train" else held
-    ids = np.asarray(tokenizer.encode(tok, [d.text for d in docs]), dtype=np.uint16)
+    ids = np.asarray(tokenizer.encode(tok, texts()), dtype=np.uint16)
     # written under a name of this process's own, then renamed: a reader (another test worker)
     # sees the whole file or none
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")

@@ -14,8 +14,6 @@ sketches).
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,18 +59,10 @@ def documents(source: Source, limit: int | None = None) -> list[corpus.Document]
 def token_ids(tok, sources=SOURCES) -> np.ndarray:
     """Token ids (uint16) of every document of ``sources``, each followed by the end-of-text token,
     cached beside the corpus like :func:`toymodel.text.lm.token_ids`."""
-    from . import tokenizer
+    from .lm import cached_ids
 
     if not sources:
         raise ValueError("sources must name at least one Source")
-    key = hashlib.sha256(tok.to_str().encode()).hexdigest()[:12]
     names = "+".join(f"{s.package}-{s.version}" for s in sources)
-    path = corpus.cache_dir() / f"ids-more-{names}-{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    texts = [d.text for s in sources for d in documents(s)]
-    ids = np.asarray(tokenizer.encode(tok, texts), dtype=np.uint16)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, ids)
-    os.replace(tmp, path)
-    return ids
+    return cached_ids("ids-more", names, tok,
+                      lambda: [d.text for s in sources for d in documents(s)])
