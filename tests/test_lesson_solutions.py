@@ -340,6 +340,8 @@ def test_checked_outputs_rule():
     moved = dict(glued, data={"application/papermill.record/text/plain": "3.47"})
     assert "3.47" in checked_outputs.difference(cell(moved), cell(glued))
     assert checked_outputs.difference(cell(out), cell(out, glued)) is not None  # a glue went missing
+    assert checked_outputs.difference(cell(moved), cell(glued), ignore=checked_outputs.GLUE) is None
+    assert checked_outputs.difference(cell(out), cell(out, glued), ignore=checked_outputs.GLUE) is None
     unchecked = dict(cell(moved), metadata={})
     assert checked_outputs.checked_differences([unchecked], [cell(glued)]) == []
     assert len(checked_outputs.checked_differences([cell(moved)], [cell(glued)])) == 1

@@ -9,7 +9,9 @@ compared too, not only the printed text.
 
 Used by ``tests/colab/execute.py`` (inside the Colab-like environment, which has no nbval) and by
 ``tests/test_lesson_solutions.py`` (which executes every lesson once for its solutions and its
-checked outputs, under ``make other-kernels``). Standard library only.
+checked outputs, under ``make other-kernels``). The Colab-like run leaves out the glue records
+(``ignore=GLUE``): Colab has no myst-nb, so ``toymodel.book.glue`` records nothing there, by design.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ SKIP = frozenset({
     "metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
     "transient", "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg",
 })
+GLUE = ("application/papermill.record/",)  # what myst-nb's glue displays
 _BACKSPACE = re.compile(r"[^\n]\b")
 _CARRIAGE = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
 
@@ -37,8 +40,9 @@ def _stream_text(text: str) -> str:
     return _CARRIAGE.sub("", text)  # a carriage return not ending a line overwrites the line
 
 
-def flatten(outputs) -> dict[str, list]:
-    """``{field or MIME type: [values]}`` over a cell's outputs, streams joined by name."""
+def flatten(outputs, ignore=()) -> dict[str, list]:
+    """``{field or MIME type: [values]}`` over a cell's outputs, streams joined by name; MIME types
+    that start with a prefix in ``ignore`` are left out."""
     streams: dict[str, str] = {}
     rest = []
     for out in outputs or []:
@@ -59,16 +63,16 @@ def flatten(outputs) -> dict[str, list]:
                 continue
             if key == "data":
                 for mime, data in value.items():
-                    if mime not in SKIP:
+                    if mime not in SKIP and not mime.startswith(tuple(ignore)):
                         flat[mime].append(_text(data) if isinstance(data, (str, list)) else data)
             else:
                 flat[key].append(_text(value) if isinstance(value, (str, list)) else value)
     return dict(flat)
 
 
-def difference(cell, committed) -> str | None:
+def difference(cell, committed, ignore=()) -> str | None:
     """None when ``cell`` printed what ``committed`` printed; else a readable account of how not."""
-    here, ref = flatten(cell.get("outputs")), flatten(committed.get("outputs"))
+    here, ref = flatten(cell.get("outputs"), ignore), flatten(committed.get("outputs"), ignore)
     if here == ref:
         return None
     lines = []
@@ -84,10 +88,11 @@ def _show(values) -> str:
     return "\n".join(str(v)[:3000] for v in values)
 
 
-def checked_differences(executed_cells, committed_cells) -> list[str]:
+def checked_differences(executed_cells, committed_cells, ignore=()) -> list[str]:
     """One message per checked cell of ``executed_cells`` whose outputs differ from the commit.
 
     Cells are matched by id; a checked cell missing from the committed notebook is a difference.
+    ``ignore``: MIME-type prefixes left out of the comparison (:data:`GLUE` in Colab).
     """
     ref = {c.get("id"): c for c in committed_cells}
     problems = []
@@ -98,7 +103,7 @@ def checked_differences(executed_cells, committed_cells) -> list[str]:
         if cid not in ref:
             problems.append(f"cell {cid}: not in the committed notebook")
             continue
-        diff = difference(cell, ref[cid])
+        diff = difference(cell, ref[cid], ignore)
         if diff:
             problems.append(f"cell {cid} (checked) prints something else:\n{diff}\n"
                             f"--- its source\n{_text(cell.get('source', ''))[:1500]}")
