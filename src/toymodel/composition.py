@@ -273,8 +273,9 @@ def mean_z(model: AttentionOnlyTransformer, layer: int, tokens) -> torch.Tensor:
     """
     _check_model(model)
     _layer(model, layer, "W_Q")  # validates layer
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens)
+    cache: dict = {}
+    with torch.no_grad():  # the residual stream is not unembedded: only z is needed
+        model._run(torch.as_tensor(tokens), cache=cache, unembed=False)
     return cache[f"blocks.{layer}.attn.hook_z"].mean(0)
 
 

@@ -183,14 +183,17 @@ def training_probe(model, eos: int) -> dict:
     half = min(50, (model.cfg.n_ctx - 1) // 2)
     was_training = model.training
     model.eval()
-    try:
-        m = measure(model, repeated_random(model.cfg.d_vocab, eos, half=half))
+    try:  # what measure() computes, without the composition scores the log does not keep
+        tokens = repeated_random(model.cfg.d_vocab, eos, half=half)
+        logits, pattern = _run(model, tokens)
+        s = head_scores(pattern)
+        first, second = copy_losses(_losses(logits, tokens), half)
     finally:
         model.train(was_training)
-    return {"prev_token": round(float(m.previous_token[0].max()), 4),
-            "induction": round(float(m.induction[1].max()), 4),
-            "loss_first": round(m.loss_first, 4),
-            "loss_second": round(m.loss_second, 4)}
+    return {"prev_token": round(float(s.previous_token[0].max()), 4),
+            "induction": round(float(s.induction[1].max()), 4),
+            "loss_first": round(first, 4),
+            "loss_second": round(second, 4)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,10 +256,17 @@ def continuation_attention(model, w: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def position_losses(model, w: torch.Tensor, hooks=None) -> torch.Tensor:
-    """``[n, length - 1]`` next-token losses of ``model`` on windows ``w``."""
-    logits = model(w, hooks=hooks)
-    return F.cross_entropy(logits[:, :-1].transpose(1, 2), w[:, 1:], reduction="none")
+def position_losses(model, w: torch.Tensor, hooks=None, chunk: int = 200) -> torch.Tensor:
+    """``[n, length - 1]`` next-token losses of ``model`` on windows ``w``, ``chunk`` windows at a
+    time (the logits of a thousand windows over a vocabulary of thousands fill half a gigabyte)."""
+    out = []
+    for i in range(0, len(w), chunk):
+        x = w[i : i + chunk]
+        logits = model(x, hooks=hooks)[:, :-1]
+        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                               reduction="none")
+        out.append(flat.view(len(x), -1))
+    return torch.cat(out)
 
 
 def icl_score(losses: torch.Tensor) -> float:
@@ -287,21 +297,25 @@ def text_probe(model, held_ids, eos: int) -> dict:
 
 
 @torch.no_grad()
-def text_ablation(model, w: torch.Tensor, layer: int, head: int) -> dict:
+def text_ablation(model, w: torch.Tensor, layer: int, head: int, base=None) -> dict:
     """How much mean-ablating head ``layer.head`` raises the loss on plain windows ``w``.
 
     Returns ``{"at_targets", "elsewhere", "n_targets"}``: the mean loss rise (nats) at the
     positions whose next token repeats what followed an earlier occurrence of the current token
     (:func:`continuation_targets`, where an induction head would be right) and at every other
-    position, and how many target positions there were.
+    position, and how many target positions there were. ``base``: the model's own
+    :func:`position_losses` on ``w``, when the caller has them already.
     """
     _check(model)
+    if base is not None and tuple(base.shape) != (w.shape[0], w.shape[1] - 1):
+        raise ValueError(f"base must be the position losses [{w.shape[0]}, {w.shape[1] - 1}] of "
+                         f"these windows, got shape {list(base.shape)}")
     if not 0 <= layer < model.cfg.n_layers or not 0 <= head < model.cfg.n_heads:
         raise ValueError(f"no head {layer}.{head}: the model has {model.cfg.n_layers} layers of "
                          f"{model.cfg.n_heads} heads")
     hook = ablation_hook(head, "mean", mean_z(model, layer, w))
-    rise = (position_losses(model, w, hooks={f"blocks.{layer}.attn.hook_z": hook})
-            - position_losses(model, w))
+    base = position_losses(model, w) if base is None else base
+    rise = position_losses(model, w, hooks={f"blocks.{layer}.attn.hook_z": hook}) - base
     t = continuation_targets(w)
     if not t.any() or t.all():
         raise ValueError("the windows need positions both with and without a repeated continuation")
@@ -349,13 +363,14 @@ def natural_text_card(model, w: torch.Tensor, held_ids, eos: int) -> TextCard:
     losses = position_losses(model, w)
     cont = continuation_attention(model, w)[1]
     half = min(50, (model.cfg.n_ctx - 1) // 2)
-    ind = measure(model, repeated_random(model.cfg.d_vocab, eos, half=half)).induction[1]
+    _, pattern = _run(model, repeated_random(model.cfg.d_vocab, eos, half=half))
+    ind = head_scores(pattern).induction[1].numpy()  # as measure() scores it
     head = int(np.argmax(np.minimum(cont, ind)))
     return TextCard(loss=float(losses.mean()), icl=icl_score(losses),
                     by_position=losses.mean(0).numpy(),
                     prev=text_previous_token(model, held_ids)[0], continuation=cont,
                     induction=np.asarray(ind, dtype=np.float64), head=head,
-                    ablation=text_ablation(model, w, layer=1, head=head))
+                    ablation=text_ablation(model, w, layer=1, head=head, base=losses))
 
 
 def bar_verdicts(card: TextCard, one_layer_losses: torch.Tensor) -> list[tuple]:
