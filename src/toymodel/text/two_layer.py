@@ -379,17 +379,17 @@ def bar_verdicts(card: TextCard, one_layer_losses: torch.Tensor) -> list[tuple]:
     one_loss, one_icl = float(one_layer_losses.mean()), icl_score(one_layer_losses)
     h, a = card.head, card.ablation
     return [
-        ("best layer-0 previous-token score on text", float(card.prev.max()),
+        ("best layer-0 previous-token score (text)", float(card.prev.max()),
          f">= {BARS['prev']}", float(card.prev.max()) >= BARS["prev"]),
-        (f"head 1.{h}: induction score on repeated random tokens", float(card.induction[h]),
+        (f"head 1.{h}: induction score (random tokens)", float(card.induction[h]),
          f">= {BARS['induction']}", float(card.induction[h]) >= BARS["induction"]),
-        (f"head 1.{h}: attention on earlier continuations in text", float(card.continuation[h]),
+        (f"head 1.{h}: attention on earlier continuations", float(card.continuation[h]),
          f">= {BARS['continuation']}", float(card.continuation[h]) >= BARS["continuation"]),
         ("held-out loss (nats)", card.loss, f"< {one_loss:.2f} (one layer)", card.loss < one_loss),
         ("late minus early loss (nats)", card.icl,
          f"<= {one_icl - BARS['icl_gain']:.2f} (one layer {one_icl:.2f} - {BARS['icl_gain']})",
          card.icl <= one_icl - BARS["icl_gain"]),
-        (f"mean-ablating head 1.{h}: loss rise where copying is right", a["at_targets"],
+        (f"ablating head 1.{h}: loss rise where copying is right", a["at_targets"],
          f">= {BARS['ablation']} and > {a['elsewhere']:.2f} elsewhere",
          a["at_targets"] >= BARS["ablation"] and a["at_targets"] > a["elsewhere"]),
     ]
