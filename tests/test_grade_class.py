@@ -5,9 +5,10 @@ package, one question answered wrongly, everything else right) goes through the 
 for the first assignment also a blank one (the student version) and the untouched solutions, all in
 one run. The gradebook must give the mixed one full marks except on its two edited questions (zero
 for the package call, fewer points for the wrong answer), the solutions full marks, the blank zero,
-and an empty written column per question graded by hand. Slow (one otter run per submission, 7 in
-all); every assignment's solutions and blank version are also graded in-process by
-``tests/test_assignments.py``.
+and an empty written column per question graded by hand. Each submission goes through ``otter run``
+with the assignment's autograder zip, offline: the grading route of ``book/instructor.md``. Slow
+(one otter run per submission, 7 in all); every assignment's solutions and blank version are also
+graded in-process by ``tests/test_assignments.py``.
 """
 
 from __future__ import annotations
