@@ -306,7 +306,6 @@ def test_lesson_06_plain_text_glue_is_what_both_models_measure(ids):
 def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
     """The model trained on plain text alone (issue 31), recomputed on the same 1,000 windows,
     and the chapter's verdicts on it held to the glued numbers."""
-    import numpy as np
 
     from toymodel.text import two_layer
 
@@ -327,8 +326,8 @@ def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
     cfg = lm.CONFIGS["two_layer_plain"]
     assert g["lm2p_steps"] == log[-1]["step"] == cfg.steps
     assert g["lm2p_tokens_m"] == pytest.approx(log[-1]["tokens"] / 1e6, abs=0.05)
-    assert g["lm2p_law_m"] == pytest.approx(10 ** 5.7 * np.sqrt(cfg.batch * cfg.model.n_ctx) / 1e6,
-                                            abs=0.05)
+    assert g["lm2p_law_m"] == pytest.approx(
+        two_layer.predicted_emergence(cfg.batch, cfg.model.n_ctx) / 1e6, abs=0.05)
     assert {k: g[f"lm2p_bar_{k}"] for k in two_layer.BARS} == two_layer.BARS
     one = two_layer.position_losses(lm.load_lm("one_layer"), windows)
     verdicts = two_layer.bar_verdicts(card, one)

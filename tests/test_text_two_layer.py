@@ -151,6 +151,18 @@ def test_natural_text_card_measures_every_head_and_picks_the_best_candidate(tiny
     assert verdicts[0][3] == (card.prev.max() >= two_layer.BARS["prev"])
     icl_row = verdicts[4]  # the baseline's late-minus-early equals the card's: no 0.1 gain
     assert icl_row[3] is False and icl_row[1] == pytest.approx(card.icl)
+    table = two_layer.format_verdicts(verdicts).splitlines()
+    assert len(table) == len(verdicts)
+    assert "holds" in table[3] and "not met" in table[4] and f"{card.loss:5.2f}" in table[3]
+
+
+def test_predicted_emergence_is_the_law_and_refuses_empty_batches():
+    # Aoyama et al. (2025): about 10^5.7 * sqrt(B*C) tokens; B*C = 1024 gives about 16 M
+    assert two_layer.predicted_emergence(8, 128) == pytest.approx(16.04e6, rel=1e-3)
+    assert two_layer.predicted_emergence(64, 64) == pytest.approx(
+        2 * two_layer.predicted_emergence(8, 128))
+    with pytest.raises(ValueError, match="positive batch size and context length"):
+        two_layer.predicted_emergence(0, 128)
 
 
 def test_natural_text_card_needs_two_layers():

@@ -162,7 +162,7 @@ def factoring_bugs(model, train_ids, candidates, n_tokens: int = 300_000,
     cand = np.array(sorted({int(t) for t in np.asarray(candidates).ravel()}), dtype=np.int64)
     keep = torch.as_tensor(cand)
     windows = windows_of(np.asarray(train_ids)[:n_tokens], model.cfg.n_ctx)
-    n_win, n_ctx = windows.shape
+    n_ctx = windows.shape[1]
     flat, nxt = windows[:, :-1].ravel(), windows[:, 1:].ravel()  # positions with a next token
     rows, cols = np.divmod(np.arange(flat.size), n_ctx - 1)
     order = np.argsort(flat, kind="stable")  # row-major positions of each token, grouped

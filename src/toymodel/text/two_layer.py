@@ -10,7 +10,8 @@ For a two-layer :class:`~toymodel.model.AttentionOnlyTransformer` ``model`` (row
 * :func:`ablated`              the same measurements with one head's output replaced by its mean.
 * :func:`training_probe`       the few numbers a training log records, to date the phase change.
 * :func:`natural_text_card`    every plain-text measurement at once (issue 31), a :class:`TextCard`;
-  :func:`bar_verdicts` holds it against :data:`BARS`.
+  :func:`bar_verdicts` holds it against :data:`BARS`, :func:`format_verdicts` prints that.
+* :func:`predicted_emergence`  the training tokens by which a scaling law expects induction heads.
 
 The induction, duplicate-token and previous-token scores on ``EOS, r, r`` are those of
 :func:`toymodel.induction.head_scores`; the K-composition scores and their random baseline are
@@ -46,6 +47,9 @@ __all__ = [
     "TextCard",
     "natural_text_card",
     "bar_verdicts",
+    "format_verdicts",
+    "LAW_T",
+    "predicted_emergence",
 ]
 
 
@@ -334,6 +338,19 @@ BARS = {
 }
 
 
+#: The constant of Aoyama, Wilcox & Schneider's (2025) law: induction heads emerge after about
+#: ``LAW_T * sqrt(B * C)`` training tokens, B sequences of C tokens per batch.
+LAW_T = 10 ** 5.7
+
+
+def predicted_emergence(batch: int, n_ctx: int) -> float:
+    """Training tokens by which Aoyama et al.'s law expects induction heads, for ``batch``
+    sequences of ``n_ctx`` tokens per step (an order of magnitude, not a promise)."""
+    if int(batch) < 1 or int(n_ctx) < 1:
+        raise ValueError(f"expected a positive batch size and context length, got {batch}, {n_ctx}")
+    return LAW_T * float(np.sqrt(int(batch) * int(n_ctx)))
+
+
 @dataclass
 class TextCard:
     """A two-layer language model measured on plain held-out text (:func:`natural_text_card`).
@@ -393,3 +410,9 @@ def bar_verdicts(card: TextCard, one_layer_losses: torch.Tensor) -> list[tuple]:
          f">= {BARS['ablation']} and > {a['elsewhere']:.2f} elsewhere",
          a["at_targets"] >= BARS["ablation"] and a["at_targets"] > a["elsewhere"]),
     ]
+
+
+def format_verdicts(verdicts: list[tuple]) -> str:
+    """The rows of :func:`bar_verdicts` as a small table: what, value, holds or not, the bar."""
+    return "\n".join(f"  {what:52s} {value:5.2f}  {'holds' if holds else 'not met':7s}  bar {bar}"
+                     for what, value, bar, holds in verdicts)
