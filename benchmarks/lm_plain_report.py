@@ -54,7 +54,9 @@ def main(names):
         for name in names:
             r = [x for x in rows if x["run"] == name and x[key] is not None]
             ax.plot([x["tokens"] / 1e6 for x in r], [x[key] for x in r], "o-", ms=2, label=name)
-        ax.set_xlabel("training tokens (millions)")
+        ax.set_xscale("log")  # runs from a few million tokens to the blocking rule's 3e8
+        ax.axvline(300, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel("training tokens (millions, log scale)")
         ax.set_title(label, fontsize=9)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
