@@ -325,6 +325,10 @@ def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
         assert g[key] == pytest.approx(float(value), abs=0.006), key
     cfg = lm.CONFIGS["two_layer_plain"]
     assert g["lm2p_steps"] == log[-1]["step"] == cfg.steps
+    assert [g[f"lm2p_cfg_{k}"] for k in ("d_model", "n_heads", "d_head", "n_ctx", "batch")] == [
+        cfg.model.d_model, cfg.model.n_heads, cfg.model.d_head, cfg.model.n_ctx, cfg.batch]
+    assert g["lm2p_cfg_planted_d_model"] == lm.CONFIGS["two_layer"].model.d_model
+    assert g["lm2p_cfg_d_model"] == 2 * g["lm2p_cfg_planted_d_model"]  # the lesson says "twice"
     assert g["lm2p_tokens_m"] == pytest.approx(log[-1]["tokens"] / 1e6, abs=0.05)
     assert g["lm2p_law_m"] == pytest.approx(
         two_layer.predicted_emergence(cfg.batch, cfg.model.n_ctx) / 1e6, abs=0.05)
