@@ -143,6 +143,11 @@ def test_natural_text_card_measures_every_head_and_picks_the_best_candidate(tiny
     assert card.prev.shape == card.continuation.shape == card.induction.shape == (3,)
     assert card.head == int(np.argmax(np.minimum(card.continuation, card.induction)))
     assert set(card.ablation) == {"at_targets", "elsewhere", "n_targets"}
+    s, h = card.summary(), card.head
+    assert (s["prev"], s["cont"], s["ind"]) == (card.prev.max(), card.continuation[h],
+                                                card.induction[h])
+    assert s["cont_max"] >= s["cont"] and s["ind_max"] >= s["ind"] and s["loss"] == card.loss
+    assert s["abl_targets"] == card.ablation["at_targets"] and len(s) == 9
     one = two_layer.position_losses(tiny, w) + 1.0  # a baseline one nat worse everywhere
     verdicts = two_layer.bar_verdicts(card, one)
     assert len(verdicts) == len(two_layer.BARS) + 1

@@ -371,6 +371,18 @@ class TextCard:
     head: int
     ablation: dict
 
+    def summary(self) -> dict:
+        """The card's scalar measures by name (what lesson 06 glues, each prefixed ``lm2p_``):
+        loss and in-context-learning score, the best previous-token score, the chosen head's
+        continuation attention and induction score beside the best of any layer-1 head, and what
+        ablating that head costs where copying is right and elsewhere."""
+        h = self.head
+        return {"loss": float(self.loss), "icl": float(self.icl), "prev": float(self.prev.max()),
+                "cont": float(self.continuation[h]), "cont_max": float(self.continuation.max()),
+                "ind": float(self.induction[h]), "ind_max": float(self.induction.max()),
+                "abl_targets": float(self.ablation["at_targets"]),
+                "abl_elsewhere": float(self.ablation["elsewhere"])}
+
 
 def natural_text_card(model, w: torch.Tensor, held_ids, eos: int) -> TextCard:
     """Every natural-text measurement of issue 31 for a two-layer ``model`` on windows ``w``
