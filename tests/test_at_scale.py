@@ -63,6 +63,25 @@ def test_the_weight_check_reproduces_the_book_model_and_catches_a_wrong_weight(o
         one.weights32["W_O"].copy_(saved)
 
 
+def test_the_weight_check_follows_shortformer_positions_into_queries_and_keys(tmp_path):
+    """A model whose positions enter only the queries and keys (``positional="shortformer"``):
+    the recomputed layers match only if ``W_pos_qk`` is added where the model adds it."""
+    from toymodel.model import AttentionOnlyTransformer, ModelConfig
+
+    cfg = ModelConfig(d_vocab=2048, d_model=32, d_head=8, n_heads=4, n_ctx=64, n_layers=2,
+                      positional="shortformer")
+    model = AttentionOnlyTransformer(cfg)
+    with torch.no_grad():
+        model.W_pos.mul_(20.0)  # positions that move the patterns
+    path = lm.save_lm(model, lm.CONFIGS["two_layer_plain"], tmp_path / "short.safetensors")
+    m = hf.load_language_model("two_layer_plain", path=path)
+    assert "W_pos_qk" in m.weights32
+    tokens = torch.tensor([m.encode(SNIPPET)])
+    assert hf.check_weights(m, tokens) < 1e-5
+    del m.weights32["W_pos_qk"]  # positions forgotten: the check must notice
+    assert hf.check_weights(m, tokens) > 1e-3
+
+
 def test_head_stats_equal_the_language_lesson_and_a_direct_computation(one):
     s = experiments.head_stats(one.weights)
     scores, _ = findings.copying_scores(one.model)  # lesson 05's own route

@@ -3,7 +3,8 @@
     python tools/build_lm.py [--models one_layer two_layer two_layer_plain] [--steps N]
                              [--no-tokenizer] [--fresh] [--from-state PATH]
 
-Downloads the pinned corpus (pip, sha256-checked) into the cache, trains the byte-level BPE on the
+Downloads the pinned corpus (pip, sha256-checked) into the cache, and the pinned sdists of
+``toymodel.text.more_text`` for a recipe that names them, trains the byte-level BPE on Django's
 training split (written to src/toymodel/data/lm_tokenizer.json), then trains each model (resumable:
 a killed run continues from its last checkpoint unless --fresh) and writes
 src/toymodel/data/lm_<name>.safetensors. Prints how long each part took.
@@ -11,7 +12,7 @@ src/toymodel/data/lm_<name>.safetensors. Prints how long each part took.
 A two-layer model trained on plain text (``repeat_fraction`` 0) logs what issue 31 asks of a run
 (:func:`toymodel.text.two_layer.text_probe`), as the plain-text search does; ``--from-state``
 starts it from a resumable state of the same recipe (a search run's checkpoint, for example
-``~/.cache/toymodel-text/runs/plain-w128-state.safetensors``) instead of from step 0.
+``~/.cache/toymodel-text/runs/plain-w256-state.safetensors``) instead of from step 0.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from toymodel.text import corpus, lm, tokenizer, two_layer  # noqa: E402
+from toymodel.text import corpus, lm, more_text, tokenizer, two_layer  # noqa: E402
 
 
 def _probe(model, step, eos):
@@ -52,6 +54,21 @@ def _start_from(state: Path, cfg: lm.LMConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(state, run_dir / f"{cfg.name}-state.safetensors")
     print(f"{cfg.name}: starting from {state} (step {step})", flush=True)
+
+
+def recipe_ids(cfg: lm.LMConfig, tok, train_ids):
+    """The training ids of ``cfg``: Django's, then, if the recipe names ``more_text``, the
+    pinned sdists of :mod:`toymodel.text.more_text` (downloaded and sha256-checked once)."""
+    wanted = cfg.extra.get("more_text")
+    if not wanted:
+        return train_ids
+    pinned = [f"{s.package}=={s.version}" for s in more_text.SOURCES]
+    if list(wanted) != pinned:
+        raise SystemExit(f"{cfg.name} was trained on {wanted}, but toymodel.text.more_text pins "
+                         f"{pinned}: the recipe cannot be rebuilt from this checkout")
+    extra = more_text.token_ids(tok)
+    print(f"{cfg.name}: {len(extra):,} more training tokens from {', '.join(pinned)}", flush=True)
+    return np.concatenate([train_ids, extra])
 
 
 def main(argv=None):
@@ -89,6 +106,7 @@ def main(argv=None):
         if args.steps is not None:
             cfg = dataclasses.replace(cfg, steps=args.steps)
         t = time.perf_counter()
+        ids = recipe_ids(cfg, tok, train_ids)
         probe, eos = None, tok.token_to_id(tokenizer.EOS)
         if cfg.model.n_layers == 2 and cfg.extra.get("repeat_fraction", 0.0) == 0.0:
             probe = functools.partial(_text_probe, held_ids=held_ids, eos=eos)  # issue 31's log
@@ -101,7 +119,7 @@ def main(argv=None):
 
         model, log = lm.train_lm(
             cfg,
-            train_ids,
+            ids,
             held_ids,
             run_dir=corpus.cache_dir() / "runs",
             resume=not args.fresh,

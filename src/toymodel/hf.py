@@ -186,7 +186,9 @@ def attention_block(w: dict, layer: int, resid_pre):
 
     Args:
         w: the dict of :func:`gpt2_weights` (folded or not), or of
-            :func:`toymodel.text.lm.lm_weights` (no ``ln_eps``: no LayerNorm is applied).
+            :func:`toymodel.text.lm.lm_weights` (no ``ln_eps``: no LayerNorm is applied; a
+            ``W_pos_qk [n_ctx, d_model]`` entry, which a model with shortformer positions has, is
+            added to the input of the queries and keys only).
         layer: which layer.
         resid_pre: the residual stream entering the layer, ``[n_pos, d_model]`` or
             ``[batch, n_pos, d_model]``.
@@ -202,9 +204,10 @@ def attention_block(w: dict, layer: int, resid_pre):
         x = (x - mean) / torch.sqrt(var + w["ln_eps"])
     if "ln1_w" in w:
         x = x * w["ln1_w"][layer] + w["ln1_b"][layer]
-    x = x.unsqueeze(-3)  # [..., 1, n_pos, d_model]: broadcast over heads
-    q = x @ w["W_Q"][layer] + w["b_Q"][layer][:, None]  # [..., n_heads, n_pos, d_head]
-    k = x @ w["W_K"][layer] + w["b_K"][layer][:, None]
+    xqk = x + w["W_pos_qk"][: x.shape[-2]] if "W_pos_qk" in w else x  # shortformer positions
+    x, xqk = x.unsqueeze(-3), xqk.unsqueeze(-3)  # [..., 1, n_pos, d_model]: broadcast over heads
+    q = xqk @ w["W_Q"][layer] + w["b_Q"][layer][:, None]  # [..., n_heads, n_pos, d_head]
+    k = xqk @ w["W_K"][layer] + w["b_K"][layer][:, None]
     v = x @ w["W_V"][layer] + w["b_V"][layer][:, None]
     d_head = q.shape[-1]
     pattern = circuits.attention_pattern(q @ k.transpose(-1, -2), d_head, causal=True)

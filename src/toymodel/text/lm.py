@@ -395,7 +395,9 @@ def lm_weights(model: AttentionOnlyTransformer) -> dict:
     ``W_Q, W_K, W_V [n_layers, n_heads, d_model, d_head]``, ``W_O [n_layers, n_heads, d_head,
     d_model]``, ``W_U [d_model, d_vocab]``, and zero biases ``b_Q, b_K, b_V [n_layers, n_heads,
     d_head]``, ``b_O [n_layers, d_model]``, ``b_U [d_vocab]`` (the model has no biases and no
-    LayerNorm, so nothing is folded). The model's score scale is ``1/sqrt(d_head)``, as the book's
+    LayerNorm, so nothing is folded). A model with shortformer positions also has ``W_pos_qk``
+    (the same ``W_pos``), which :func:`toymodel.hf.attention_block` adds to the input of the
+    queries and keys only. The model's score scale is ``1/sqrt(d_head)``, as the book's
     :func:`toymodel.circuits.attention_pattern` assumes.
     """
     if not isinstance(model, AttentionOnlyTransformer):
@@ -410,6 +412,8 @@ def lm_weights(model: AttentionOnlyTransformer) -> dict:
     out["b_O"] = torch.zeros(c.n_layers, c.d_model)
     out["W_E"] = model.W_E.detach().clone()
     out["W_pos"] = model.W_pos.detach().clone()
+    if c.positional == "shortformer":  # positions enter the queries and keys, not the stream
+        out["W_pos_qk"] = out["W_pos"]
     out["W_U"] = model.W_U.detach().clone()
     out["b_U"] = torch.zeros(c.d_vocab)
     return out
