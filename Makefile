@@ -139,4 +139,4 @@ clean:
 
 # rebuild the shipped language models (maintainer command; downloads the pinned corpus with pip)
 lm: $(STAMP)
-	$(BIN)/python tools/build_lm.py --models one_layer two_layer two_layer_plain
+	$(BIN)/python tools/build_lm.py --models one_layer two_layer two_layer_plain one_layer_plain

@@ -9,6 +9,7 @@ decisions made through a float32 forward pass (skip-trigrams confirmed in held-o
 equal, and are rerun under ``ATEN_CPU_CAPABILITY=default`` by ``make other-kernels``.
 """
 
+import numpy as np
 import pytest
 from test_glued_values import DECISIONS, glued
 
@@ -304,9 +305,11 @@ def test_lesson_06_plain_text_glue_is_what_both_models_measure(ids):
 
 
 def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
-    """The model trained on plain text alone (issue 31), recomputed on the same 1,000 windows,
-    and the chapter's verdicts on it held to the glued numbers."""
-
+    """The model trained on plain text alone (issue 31) and its one-layer comparison, recomputed on
+    the same 1,000 windows, and the chapter's verdicts on them held to the glued numbers."""
+    from toymodel.circuits import copying_score
+    from toymodel.composition import composition_baseline, composition_scores
+    from toymodel.factored import FactoredMatrix
     from toymodel.text import two_layer
 
     g = glued("06_language_two_layers.ipynb")
@@ -314,34 +317,55 @@ def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
     model, log = lm.load_lm("two_layer_plain", with_log=True)
     windows = two_layer.text_windows(held_ids, n=1000, length=64)
     card = two_layer.natural_text_card(model, windows, held_ids, tok.token_to_id(T.EOS))
-    h = card.head
-    assert g["lm2p_head"] == h
-    for key, value in (("lm2p_loss", card.loss), ("lm2p_icl", card.icl),
-                       ("lm2p_prev", card.prev.max()), ("lm2p_cont", card.continuation[h]),
-                       ("lm2p_cont_max", card.continuation.max()), ("lm2p_ind", card.induction[h]),
-                       ("lm2p_ind_max", card.induction.max()),
-                       ("lm2p_abl_targets", card.ablation["at_targets"]),
-                       ("lm2p_abl_elsewhere", card.ablation["elsewhere"])):
-        assert g[key] == pytest.approx(float(value), abs=0.006), key
+    h, pa = card.head, int(card.prev.argmax())
+    assert (g["lm2p_head"], g["lm2p_prev_head"]) == (h, pa)
+    for key, value in card.summary().items():
+        assert g[f"lm2p_{key}"] == pytest.approx(value, abs=0.006), key
     cfg = lm.CONFIGS["two_layer_plain"]
     assert g["lm2p_steps"] == log[-1]["step"] == cfg.steps
     assert [g[f"lm2p_cfg_{k}"] for k in ("d_model", "n_heads", "d_head", "n_ctx", "batch")] == [
         cfg.model.d_model, cfg.model.n_heads, cfg.model.d_head, cfg.model.n_ctx, cfg.batch]
     assert g["lm2p_cfg_planted_d_model"] == lm.CONFIGS["two_layer"].model.d_model
-    assert g["lm2p_cfg_d_model"] == 2 * g["lm2p_cfg_planted_d_model"]  # the lesson says "twice"
+    assert g["lm2p_cfg_d_model"] == 4 * g["lm2p_cfg_planted_d_model"]  # the lesson says "four times"
     assert g["lm2p_tokens_m"] == pytest.approx(log[-1]["tokens"] / 1e6, abs=0.05)
     assert g["lm2p_law_m"] == pytest.approx(
         two_layer.predicted_emergence(cfg.batch, cfg.model.n_ctx) / 1e6, abs=0.05)
     assert {k: g[f"lm2p_bar_{k}"] for k in two_layer.BARS} == two_layer.BARS
-    one = two_layer.position_losses(lm.load_lm("one_layer"), windows)
+    one = two_layer.position_losses(lm.load_lm("one_layer_plain"), windows)
+    assert g["lm1p_loss"] == pytest.approx(float(one.mean()), abs=0.006)
+    assert g["lm1p_icl"] == pytest.approx(two_layer.icl_score(one), abs=0.006)
     verdicts = two_layer.bar_verdicts(card, one)
     assert g["lm2p_n_met"] == sum(v[3] for v in verdicts) and g["lm2p_n_bars"] == len(verdicts)
-    # book/language_models.md: the previous-token, induction and ablation bars are not met, the
-    # loss and the in-context gain are; the log shows no phase change (induction stays near zero)
+    # book/language_models.md calls every bar reproduced: each holds on the glued numbers
     bars = two_layer.BARS
-    assert g["lm2p_prev"] < bars["prev"]
-    assert g["lm2p_ind"] < bars["induction"] or g["lm2p_cont"] < bars["continuation"]
-    assert g["lm2p_loss"] < g["lm1_plain_loss"]
-    assert g["lm2p_icl"] <= g["lm1_plain_icl"] - bars["icl_gain"]
-    assert g["lm2p_abl_targets"] < bars["ablation"] or g["lm2p_abl_targets"] <= g["lm2p_abl_elsewhere"]
-    assert max(e["induction"] for e in log) < 0.05
+    assert g["lm2p_n_met"] == g["lm2p_n_bars"]
+    assert g["lm2p_prev"] >= bars["prev"]
+    assert g["lm2p_ind"] >= bars["induction"] and g["lm2p_cont"] >= bars["continuation"]
+    assert g["lm2p_loss"] < g["lm1p_loss"] and g["lm2p_icl"] <= g["lm1p_icl"] - bars["icl_gain"]
+    assert g["lm2p_abl_targets"] >= bars["ablation"] and g["lm2p_abl_targets"] > g["lm2p_abl_elsewhere"]
+    assert g["lm2p_abl0_targets"] > g["lm2p_abl0_elsewhere"]
+    # the weights: K-composition with the previous-token head above its baseline, the largest of
+    # its column; the eigenvalue tests near +1
+    comp, base = composition_scores(model), composition_baseline(cfg.model.d_model, cfg.model.d_head)
+    for kind in ("q", "k", "v"):
+        assert g[f"lm2p_{kind}comp"] == pytest.approx(float(comp[kind][pa, h]), abs=6e-4), kind
+        assert g[f"lm2p_{kind}_baseline"] == pytest.approx(base[kind], abs=6e-4), kind
+    assert int(comp["k"][:, h].argmax()) == pa and g["lm2p_kcomp"] > 2 * g["lm2p_k_baseline"]
+    W_E = model.W_E.detach().double()
+    ev = FactoredMatrix(W_E @ model.W_QK[1, h].double(), (W_E @ model.W_OV[0, pa].double()).T).eigenvalues()
+    assert g["lm2p_qk_eig"] == pytest.approx(float(ev.real.sum() / ev.abs().sum()), abs=0.006)
+    ov = float(copying_score(model.W_E, model.W_V[1, h], model.W_O[1, h], model.W_U))
+    assert g["lm2p_ov_eig"] == pytest.approx(ov, abs=0.006)
+    assert g["lm2p_qk_eig"] > 0.5 and g["lm2p_ov_eig"] > 0.5  # "mostly positive"
+    # the phase change, as the lesson finds it in the log
+    cont = np.array([e["continuation"] for e in log])
+    start = int(np.nonzero(cont < bars["continuation"] / 2)[0].max())
+    end = int(np.argmax(cont >= bars["continuation"]))
+    assert g["lm2p_pc_start_m"] == pytest.approx(log[start]["tokens"] / 1e6, abs=0.05)
+    assert g["lm2p_pc_end_m"] == pytest.approx(log[end]["tokens"] / 1e6, abs=0.05)
+    for key in ("text_prev", "continuation", "icl", "text_loss"):
+        assert g[f"lm2p_pc_{key}_start"] == pytest.approx(log[start][key], abs=0.006), key
+        assert g[f"lm2p_pc_{key}_end"] == pytest.approx(log[end][key], abs=0.006), key
+    assert g["lm2p_pc_text_prev_end"] > g["lm2p_pc_text_prev_start"] + 0.1  # "rises"
+    assert g["lm2p_pc_icl_end"] < g["lm2p_pc_icl_start"] - 0.1  # "falls"
+

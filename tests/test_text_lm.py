@@ -170,7 +170,7 @@ def test_the_plain_text_recipe_trains_and_logs_what_issue_31_asks(corpus_ids, tm
     assert [e["step"] for e in log] == [2]
     model, log = lm.train_lm(cfg, train_ids, held_ids, run_dir=tmp_path, progress=False,
                              threads=1, callback=probe)  # resumes at step 2
-    assert [e["step"] for e in log] == [2, 4] and log[-1]["tokens"] == 4 * 8 * 128
+    assert [e["step"] for e in log] == [2, 4] and log[-1]["tokens"] == 4 * full.batch * 128
     for key in ("held_out_loss", "text_loss", "icl", "text_prev", "continuation", "induction"):
         assert np.isfinite(log[-1][key]), key
     assert log[-1]["text_loss"] < np.log(full.model.d_vocab) + 1  # not worse than a wild guess

@@ -179,14 +179,15 @@ def test_natural_text_card_needs_two_layers():
 
 
 def test_shipped_plain_text_model_has_nothing_planted():
-    """The file's metadata says how it was made: repeat fraction 0, positions in the residual
-    stream, the recipe of lm.CONFIGS, and a log that ends where the file was taken."""
+    """The file's metadata says how it was made: repeat fraction 0, positions added to the
+    queries and keys only (said in the file's config, so an outside forward pass can follow it),
+    the recipe of lm.CONFIGS, and a log that ends where the file was taken."""
     import json
     from importlib import resources
 
     from safetensors import safe_open
 
-    from toymodel.text import lm
+    from toymodel.text import lm, more_text
 
     with resources.as_file(lm.lm_path("two_layer_plain")) as p, safe_open(str(p), "pt") as f:
         meta = f.metadata()
@@ -194,13 +195,41 @@ def test_shipped_plain_text_model_has_nothing_planted():
     cfg = lm.LMConfig.from_dict(json.loads(meta["lm_config"]))
     assert cfg == lm.CONFIGS["two_layer_plain"]
     assert cfg.extra["repeat_fraction"] == 0.0 and "repeat_mode" not in cfg.extra
-    # positions are added to the residual stream (the default, which the file leaves unsaid)
-    assert json.loads(meta["config"]).get("positional", "standard") == "standard"
-    assert shapes["W_Q"] == [2, 4, 128, 32] and shapes["W_O"] == [2, 4, 32, 128]
-    assert shapes["W_E"] == [2048, 128] and shapes["W_U"] == [128, 2048]
+    assert json.loads(meta["config"])["positional"] == "shortformer"
+    assert cfg.extra["more_text"] == [f"{s.package}=={s.version}" for s in more_text.SOURCES]
+    assert shapes["W_Q"] == [2, 8, 256, 32] and shapes["W_O"] == [2, 8, 32, 256]
+    assert shapes["W_E"] == [2048, 256] and shapes["W_U"] == [256, 2048]
+    assert shapes["W_pos"] == [128, 256]
     log = json.loads(meta["log"])
     assert log[-1]["step"] == cfg.steps == lm.PLAIN_STEPS
     assert all(e["tokens"] == e["step"] * cfg.batch * cfg.model.n_ctx for e in log)
     assert [e["step"] for e in log] == sorted({e["step"] for e in log})
     for key in ("text_loss", "icl", "text_prev", "continuation", "induction", "prev_token"):
         assert all(key in e for e in log), key
+
+
+def test_shipped_plain_one_layer_model_is_the_same_recipe_with_one_layer():
+    """The comparison of the plain-text two-layer model: the same text, sizes, positions,
+    schedule and number of tokens, one layer, nothing planted; its log holds the loss and the
+    in-context-learning score on the same held-out windows."""
+    import dataclasses
+    import json
+    from importlib import resources
+
+    from safetensors import safe_open
+
+    from toymodel.text import lm
+
+    with resources.as_file(lm.lm_path("one_layer_plain")) as p, safe_open(str(p), "pt") as f:
+        meta = f.metadata()
+        shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    cfg = lm.LMConfig.from_dict(json.loads(meta["lm_config"]))
+    two = lm.CONFIGS["two_layer_plain"]
+    assert cfg == lm.CONFIGS["one_layer_plain"]
+    assert dataclasses.replace(cfg, name=two.name,
+                               model=dataclasses.replace(cfg.model, n_layers=2)) == two
+    assert json.loads(meta["config"])["positional"] == "shortformer"
+    assert shapes["W_Q"] == [8, 256, 32] and shapes["W_E"] == [2048, 256]
+    log = json.loads(meta["log"])
+    assert log[-1]["step"] == cfg.steps and log[-1]["tokens"] == cfg.steps * cfg.batch * cfg.model.n_ctx
+    assert all("text_loss" in e and "icl" in e for e in log)

@@ -108,7 +108,7 @@ def main(argv=None):
         t = time.perf_counter()
         ids = recipe_ids(cfg, tok, train_ids)
         probe, eos = None, tok.token_to_id(tokenizer.EOS)
-        if cfg.model.n_layers == 2 and cfg.extra.get("repeat_fraction", 0.0) == 0.0:
+        if cfg.extra.get("repeat_fraction") == 0.0:  # plain text, one or two layers
             probe = functools.partial(_text_probe, held_ids=held_ids, eos=eos)  # issue 31's log
         elif cfg.model.n_layers == 2:  # the log dates the induction phase change
             probe = functools.partial(_probe, eos=eos)

@@ -83,7 +83,9 @@ class LMConfig:
         return cls(**d)
 
 
-PLAIN_STEPS = 32_000  # where the shipped plain-text two-layer model was taken from its run
+PLAIN_STEPS = 40_000  # the plain-text models' steps, of 4 windows of 128 tokens (20.5 M tokens)
+_PLAIN_EXTRA = {"repeat_fraction": 0.0, "schedule": "constant",
+                "more_text": ["sympy==1.13.3", "networkx==3.4.2"]}  # toymodel.text.more_text.SOURCES
 
 CONFIGS = {
     "one_layer": LMConfig(
@@ -107,20 +109,35 @@ CONFIGS = {
         save_every=250,
         extra={"repeat_fraction": 1.0, "repeat_mode": "random_tokens"},
     ),
-    # Plain text, nothing planted: run w128 of the plain-text search (issue 31,
-    # benchmarks/lm_two_layer_search.md), shipped at step PLAIN_STEPS of a run that goes on. The
-    # learning rate is constant after the warm-up, so stopping early changes no step before it.
+    # Plain text, nothing planted: run w256 of the plain-text search (issue 31,
+    # benchmarks/lm_two_layer_search.md): Django's training text and the pinned sdists of
+    # toymodel.text.more_text, positions added to the queries and keys only ("shortformer"), the
+    # learning rate constant after the warm-up.
     "two_layer_plain": LMConfig(
         "two_layer_plain",
-        ModelConfig(d_vocab=2048, d_model=128, d_head=32, n_heads=4, n_ctx=128, seed=0, n_layers=2,
-                    positional="standard"),
+        ModelConfig(d_vocab=2048, d_model=256, d_head=32, n_heads=8, n_ctx=128, seed=0, n_layers=2,
+                    positional="shortformer"),
         steps=PLAIN_STEPS,
-        batch=8,
-        lr=3e-3,
+        batch=4,
+        lr=2e-3,
         warmup=500,
-        save_every=2000,
-        eval_every=2000,
-        extra={"repeat_fraction": 0.0, "schedule": "constant"},
+        save_every=1000,
+        eval_every=1000,
+        extra=dict(_PLAIN_EXTRA),
+    ),
+    # The same recipe with one layer (run o256): the comparison the two-layer model's loss and
+    # in-context gain are held to, trained on the same text for the same number of tokens.
+    "one_layer_plain": LMConfig(
+        "one_layer_plain",
+        ModelConfig(d_vocab=2048, d_model=256, d_head=32, n_heads=8, n_ctx=128, seed=0, n_layers=1,
+                    positional="shortformer"),
+        steps=PLAIN_STEPS,
+        batch=4,
+        lr=2e-3,
+        warmup=500,
+        save_every=1000,
+        eval_every=1000,
+        extra=dict(_PLAIN_EXTRA),
     ),
 }
 

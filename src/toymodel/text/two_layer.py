@@ -283,12 +283,15 @@ def text_probe(model, held_ids, eos: int) -> dict:
     """The natural-text numbers a training log records: held-out loss and in-context-learning
     score on 200 windows of 64 tokens, the best previous-token head of layer 0 on held-out text,
     the best continuation attention of a layer-1 head, and the induction score on repeated
-    random tokens (:func:`training_probe`)."""
+    random tokens (:func:`training_probe`). A one-layer model (the comparison trained the same
+    way) logs the loss and the in-context-learning score only."""
     was_training = model.training
     model.eval()
     try:
         w = text_windows(held_ids, length=min(TEXT_LENGTH, model.cfg.n_ctx))
         losses = position_losses(model, w)
+        if model.cfg.n_layers == 1:
+            return {"text_loss": round(float(losses.mean()), 4), "icl": round(icl_score(losses), 4)}
         cont = continuation_attention(model, w)
         prev = text_previous_token(model, held_ids)
         out = {"text_loss": round(float(losses.mean()), 4), "icl": round(icl_score(losses), 4),
