@@ -40,15 +40,17 @@ def lesson_views() -> dict[str, object]:
 
 
 def _recurring_passage_view(lm, tok, model_attention_view):
+    """Lesson 06's view: the plain-text model on held-out code whose names recur, opened on the
+    layer-1 head that the lesson's natural-text card picks as its induction head."""
     import numpy as np
 
-    model = lm.load_lm("two_layer")
-    passage = lm.token_ids("held_out", tok)[5000:5030].astype(np.int64)
     from toymodel.text import tokenizer as T
     from toymodel.text import two_layer
 
-    eos = tok.token_to_id(T.EOS)  # the lesson opens the view on its induction head
-    rep = two_layer.repeated_random(model.cfg.d_vocab, eos, half=(model.cfg.n_ctx - 1) // 2, n=32)
-    ind_head = two_layer.measure(model, rep).ind_head
-    return model_attention_view(model, np.concatenate([passage, passage[:20]]),
-                                names=lambda i: tok.decode([i]), head=model.cfg.n_heads + ind_head)
+    model = lm.load_lm("two_layer_plain")
+    held = lm.token_ids("held_out", tok)
+    windows = two_layer.text_windows(held, n=1000, length=64)
+    card = two_layer.natural_text_card(model, windows, held, tok.token_to_id(T.EOS))
+    passage = held[1610:1650].astype(np.int64)
+    return model_attention_view(model, passage, names=lambda i: tok.decode([i]),
+                                head=model.cfg.n_heads + card.head)
