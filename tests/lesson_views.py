@@ -51,6 +51,6 @@ def _recurring_passage_view(lm, tok, model_attention_view):
     held = lm.token_ids("held_out", tok)
     windows = two_layer.text_windows(held, n=1000, length=64)
     card = two_layer.natural_text_card(model, windows, held, tok.token_to_id(T.EOS))
-    passage = held[1610:1650].astype(np.int64)
+    passage = held[1610:1672].astype(np.int64)
     return model_attention_view(model, passage, names=lambda i: tok.decode([i]),
                                 head=model.cfg.n_heads + card.head)

@@ -84,8 +84,9 @@ class LMConfig:
 
 
 PLAIN_STEPS = 40_000  # the plain-text models' steps, of 4 windows of 128 tokens (20.5 M tokens)
+# the plain-text recipe: nothing planted, no decay, the sdists of more_text.SOURCES
 _PLAIN_EXTRA = {"repeat_fraction": 0.0, "schedule": "constant",
-                "more_text": ["sympy==1.13.3", "networkx==3.4.2"]}  # toymodel.text.more_text.SOURCES
+                "more_text": ["sympy==1.13.3", "networkx==3.4.2"]}
 
 CONFIGS = {
     "one_layer": LMConfig(
