@@ -11,6 +11,7 @@ equal, and are rerun under ``ATEN_CPU_CAPABILITY=default`` by ``make other-kerne
 
 import numpy as np
 import pytest
+import torch
 from test_glued_values import DECISIONS, glued
 
 from toymodel import experiments, hf
@@ -357,6 +358,19 @@ def test_lesson_06_plain_text_model_glue_is_what_it_measures(ids):
     ov = float(copying_score(model.W_E, model.W_V[1, h], model.W_O[1, h], model.W_U))
     assert g["lm2p_ov_eig"] == pytest.approx(ov, abs=0.006)
     assert g["lm2p_qk_eig"] > 0.5 and g["lm2p_ov_eig"] > 0.5  # "mostly positive"
+    # the previous-token head's QK circuit, part by part, run alone as the head's scores
+    from toymodel.circuits import qk_circuit_terms
+
+    terms = qk_circuit_terms(model.W_E, model.W_pos, model.W_Q[0, pa], model.W_K[0, pa])
+    w, scale = windows[:200], cfg.model.d_head ** 0.5
+    later = torch.ones(w.shape[1], w.shape[1], dtype=torch.bool).triu(1)
+    pos = terms["pos_pos"].detach().double()[: w.shape[1], : w.shape[1]]
+    from_pos = torch.softmax((pos / scale).masked_fill(later, float("-inf")), -1)
+    tok_scores = terms["tok_tok"].detach().double()[w[:, :, None], w[:, None, :]]
+    from_tok = torch.softmax((tok_scores / scale).masked_fill(later, float("-inf")), -1)
+    assert g["lm2p_prev_from_pos"] == pytest.approx(float(from_pos.diagonal(-1).mean()), abs=0.006)
+    assert g["lm2p_prev_from_tok"] == pytest.approx(float(from_tok.diagonal(-1, 1, 2).mean()), abs=0.006)
+    assert g["lm2p_prev_from_pos"] > 0.5 > 0.2 > g["lm2p_prev_from_tok"]
     # the phase change, as the lesson finds it in the log
     cont = np.array([e["continuation"] for e in log])
     start = int(np.nonzero(cont < bars["continuation"] / 2)[0].max())
